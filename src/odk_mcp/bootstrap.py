@@ -1,0 +1,74 @@
+"""The composition root: the only place that knows every concrete class.
+
+`open_container(settings)` starts (or connects to) the database, applies migrations when
+asked, and wires the services; closing it releases everything in reverse order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+import anyio
+
+from odk_mcp.events import AuditLog
+from odk_mcp.infra import migrations
+from odk_mcp.infra.embedded_postgres import EmbeddedPostgres
+from odk_mcp.kernel.db import Database
+from odk_mcp.services.forms import FormsService, build_forms_service
+from odk_mcp.services.users import AccessPolicy, UsersService, build_users_service
+from odk_mcp.settings import Settings
+
+
+@dataclass
+class Container:
+    settings: Settings
+    db: Database
+    users: UsersService
+    forms: FormsService
+    audit_log: AuditLog
+
+
+def build_container(settings: Settings, database_url: str) -> Container:
+    """Wire the services over a database URL (no I/O happens here)."""
+    db = Database(database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+    policy = AccessPolicy()
+    forms = build_forms_service(db, policy)
+    users = build_users_service(
+        db,
+        policy,
+        forms.catalogue,
+        session_ttl=timedelta(hours=settings.session_ttl_hours),
+        basic_cache_seconds=settings.basic_auth_cache_seconds,
+        login_limit_per_account=settings.login_limit_per_account,
+        login_limit_per_ip=settings.login_limit_per_ip,
+    )
+    return Container(settings=settings, db=db, users=users, forms=forms, audit_log=AuditLog(db, users.policy))
+
+
+@asynccontextmanager
+async def database_url(settings: Settings) -> AsyncIterator[str]:
+    """The configured external database, or the embedded one started for the block's duration."""
+    if settings.database_url is not None:
+        yield settings.database_url.get_secret_value()
+        return
+    embedded = EmbeddedPostgres(settings.pgdata)
+    url = await anyio.to_thread.run_sync(embedded.start)
+    try:
+        yield url
+    finally:
+        await anyio.to_thread.run_sync(embedded.stop)
+
+
+@asynccontextmanager
+async def open_container(settings: Settings, migrate: bool | None = None) -> AsyncIterator[Container]:
+    async with database_url(settings) as url:
+        if settings.run_migrations_on_start if migrate is None else migrate:
+            await anyio.to_thread.run_sync(migrations.upgrade, url)
+        container = build_container(settings, url)
+        try:
+            yield container
+        finally:
+            await container.db.dispose()

@@ -1,0 +1,173 @@
+"""The `odk-mcp` command: serve, migrate, user management, version."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import anyio
+import typer
+
+from odk_mcp import __version__
+from odk_mcp.settings import Settings
+
+app = typer.Typer(help="odk-mcp: a field data-collection server for the ODK ecosystem.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage web users from the server machine.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+T = TypeVar("T")
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory (default: ODK_MCP_DATA_DIR or ./odk-mcp-data)."),
+]
+
+
+def _settings(data_dir: Path | None = None, **overrides: object) -> Settings:
+    values: dict[str, object] = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _read_password(password_env: str) -> str:
+    """The password from an environment variable, piped stdin, or an interactive prompt."""
+    if password_env in os.environ:
+        return os.environ[password_env]
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+def _run(settings: Settings, work: Callable[..., Awaitable[T]]) -> T:
+    """Open the container (starting the embedded database if needed), run `work`, close."""
+    from odk_mcp.bootstrap import open_container
+    from odk_mcp.gateway.logs import configure_logging
+    from odk_mcp.kernel.problems import Problem
+
+    configure_logging(settings.log_level, settings.log_json)
+
+    async def main() -> T:
+        async with open_container(settings) as container:
+            return await work(container)
+
+    try:
+        return anyio.run(main)
+    except Problem as problem:
+        _fail(f"{problem.message} ({problem.code})")
+        raise  # unreachable: _fail exits
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default 8383).")] = None,
+) -> None:
+    """Run the server (REST, OpenRosa) on the embedded PostgreSQL unless DATABASE_URL is set."""
+    import uvicorn
+
+    from odk_mcp.gateway import create_app
+    from odk_mcp.gateway.logs import configure_logging
+
+    settings = _settings(data_dir, host=host, port=port)
+    configure_logging(settings.log_level, settings.log_json)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+@app.command()
+def migrate(data_dir: DataDir = None) -> None:
+    """Apply database migrations (the server also does this when it starts)."""
+
+    async def work(container: object) -> None:
+        return None
+
+    _run(_settings(data_dir, run_migrations_on_start=True), work)
+    typer.echo("database is up to date")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(help="Email address the user logs in with.")],
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user a sitewide administrator.")] = False,
+    password_env: Annotated[
+        str, typer.Option(help="Environment variable holding the password (else stdin or a prompt).")
+    ] = "ODK_MCP_PASSWORD",  # noqa: S107 - a variable name, not a password
+    data_dir: DataDir = None,
+) -> None:
+    """Create a web user (the first administrator, typically)."""
+    from odk_mcp.bootstrap import Container
+    from odk_mcp.kernel.actor import SYSTEM
+
+    password = _read_password(password_env)
+
+    async def work(container: Container) -> int:
+        view = await container.users.accounts.create_user(SYSTEM, email, password, None)
+        if admin:
+            await container.users.accounts.promote(SYSTEM, email)
+        return view.id
+
+    user_id = _run(_settings(data_dir), work)
+    typer.echo(f"created user {user_id} <{email}>{' as administrator' if admin else ''}")
+
+
+@user_app.command("promote")
+def user_promote(
+    email: Annotated[str, typer.Option(help="Email of an existing user.")], data_dir: DataDir = None
+) -> None:
+    """Make an existing user a sitewide administrator."""
+    from odk_mcp.bootstrap import Container
+    from odk_mcp.kernel.actor import SYSTEM
+
+    async def work(container: Container) -> None:
+        await container.users.accounts.promote(SYSTEM, email)
+
+    _run(_settings(data_dir), work)
+    typer.echo(f"{email} is now an administrator")
+
+
+@user_app.command("set-password")
+def user_set_password(
+    email: Annotated[str, typer.Option(help="Email of an existing user.")],
+    password_env: Annotated[
+        str, typer.Option(help="Environment variable holding the password (else stdin or a prompt).")
+    ] = "ODK_MCP_PASSWORD",  # noqa: S107 - a variable name, not a password
+    data_dir: DataDir = None,
+) -> None:
+    """Set a user's password (their sessions end)."""
+    from odk_mcp.bootstrap import Container
+    from odk_mcp.kernel.actor import SYSTEM
+
+    password = _read_password(password_env)
+
+    async def work(container: Container) -> None:
+        await container.users.accounts.set_password(SYSTEM, email, password)
+
+    _run(_settings(data_dir), work)
+    typer.echo(f"password set for {email}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,80 @@
+"""`create_app()`: every service router in one FastAPI app, with auth, errors, limits, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+
+from odk_mcp import __version__
+from odk_mcp.bootstrap import Container, open_container
+from odk_mcp.events.api import router as audits_router
+from odk_mcp.gateway import health
+from odk_mcp.gateway.credentials import credentials_from
+from odk_mcp.gateway.errors import install_error_handlers
+from odk_mcp.gateway.middleware import (
+    BodyLimitMiddleware,
+    KeyPathMiddleware,
+    Metrics,
+    ObservabilityMiddleware,
+    RateLimitMiddleware,
+)
+from odk_mcp.kernel.actor import Actor
+from odk_mcp.services.forms.api import router as forms_router
+from odk_mcp.services.users.api import router as users_router
+from odk_mcp.settings import Settings
+
+
+def _attach(app: FastAPI, container: Container) -> None:
+    app.state.container = container
+    app.state.users = container.users
+    app.state.forms = container.forms
+    app.state.audit_log = container.audit_log
+    trust = container.settings.trust_forwarded_proto
+
+    async def resolve_actor(request: Request) -> Actor:
+        creds = await credentials_from(request, trust)
+        client_ip = request.client.host if request.client else None
+        return await container.users.authenticator.authenticate(creds, client_ip)
+
+    app.state.resolve_actor = resolve_actor
+
+
+def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+    """The ASGI app. With a container (tests), it is used as is; otherwise the lifespan opens one."""
+    settings = container.settings if container is not None else (settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if container is not None:
+            yield
+            return
+        async with open_container(settings) as opened:
+            _attach(app, opened)
+            yield
+
+    app = FastAPI(
+        title="odk-mcp",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    if container is not None:
+        _attach(app, container)
+    app.state.metrics = Metrics()
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(users_router())
+    app.include_router(forms_router())
+    app.include_router(audits_router)
+
+    # Added innermost first: the request passes key-path → observability → rate → body limit.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_json_body_bytes)
+    if settings.rate_limit.strip():
+        app.add_middleware(RateLimitMiddleware, limit=settings.rate_limit)
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
+    app.add_middleware(KeyPathMiddleware)
+    return app

@@ -1,0 +1,1 @@
+"""Infrastructure shared by the process roles: the embedded database and migrations."""

@@ -1,0 +1,1 @@
+"""The tiny shared kernel: actors, problems, clock, database unit of work."""

@@ -1,0 +1,98 @@
+"""The catalogue of problems (numbered error codes) every entry point renders.
+
+A `Problem` is the one error type business code raises for anything the caller did wrong
+or that the server refuses. The integer part of the code is the HTTP status, the decimal
+part identifies the problem (ODK Central's convention, so ODK clients recognise them).
+Every code defined here is documented in docs/errors.md; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ProblemType:
+    """One entry of the catalogue: a code and its default message."""
+
+    code: float
+    name: str
+    message: str
+
+    @property
+    def status(self) -> int:
+        return int(self.code)
+
+
+class Problem(Exception):
+    """An error meant for the caller: rendered as `{message, code, details}`."""
+
+    def __init__(
+        self,
+        kind: ProblemType,
+        message: str | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.message = message or kind.message
+        self.details = details or {}
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+    @property
+    def code(self) -> float:
+        return self.kind.code
+
+    @property
+    def status(self) -> int:
+        return self.kind.status
+
+
+CATALOGUE: dict[str, ProblemType] = {}
+
+
+def _define(code: float, name: str, message: str) -> ProblemType:
+    kind = ProblemType(code, name, message)
+    if name in CATALOGUE or any(k.code == code for k in CATALOGUE.values()):
+        raise ValueError(f"duplicate problem {code} {name}")
+    CATALOGUE[name] = kind
+    return kind
+
+
+UNPARSEABLE = _define(400.1, "unparseable", "Could not parse the given data as JSON.")
+MISSING_PARAMETER = _define(400.2, "missingParameter", "A required parameter is missing.")
+UNEXPECTED_ATTRIBUTE = _define(400.4, "unexpectedAttribute", "A passed parameter was not expected.")
+INVALID_HEADER = _define(400.6, "invalidHeader", "A header did not match the expected format.")
+UNEXPECTED_VALUE = _define(400.8, "unexpectedValue", "A parameter has an unexpected value.")
+INVALID_DATA_TYPE = _define(400.11, "invalidDataTypeOfParameter", "A parameter has the wrong data type.")
+VALUE_TOO_LONG = _define(400.13, "valueTooLong", "A value is too long for its field.")
+PASSWORD_TOO_WEAK = _define(400.21, "passwordTooWeak", "The password does not meet the password policy.")
+AUTHENTICATION_REQUIRED = _define(401.1, "authenticationRequired", "This resource requires authentication.")
+AUTHENTICATION_FAILED = _define(
+    401.2, "authenticationFailed", "Could not authenticate with the provided credentials."
+)
+HTTPS_ONLY = _define(401.3, "httpsOnly", "This authentication method is only available over HTTPS.")
+INSUFFICIENT_RIGHTS = _define(
+    403.1,
+    "insufficientRights",
+    "The authentication you provided does not have rights to perform that action.",
+)
+CSRF_FAILED = _define(
+    403.2, "csrfFailed", "A cookie-authenticated change needs a matching CSRF token (X-CSRF-Token or __csrf)."
+)
+NOT_FOUND = _define(404.1, "notFound", "Could not find the resource you were looking for.")
+METHOD_NOT_ALLOWED = _define(405.1, "methodNotAllowed", "This resource does not accept that HTTP method.")
+UNIQUENESS_VIOLATION = _define(409.3, "uniquenessViolation", "A resource already exists with that value.")
+PAYLOAD_TOO_LARGE = _define(413.1, "payloadTooLarge", "The request body is larger than this server accepts.")
+UNSUPPORTED_MEDIA_TYPE = _define(
+    415.1, "unsupportedMediaType", "The request body has a content type this resource does not accept."
+)
+TOO_MANY_LOGIN_ATTEMPTS = _define(
+    429.1, "tooManyLoginAttempts", "Too many failed login attempts. Please wait before trying again."
+)
+RATE_LIMITED = _define(429.2, "rateLimited", "Too many requests. Please slow down.")
+INTERNAL = _define(500.1, "internal", "An unknown internal problem has occurred. Please try again later.")
+NOT_IMPLEMENTED = _define(501.1, "notImplemented", "The requested feature is not supported by this server.")
+UNAVAILABLE = _define(503.1, "unavailable", "The server is not ready: its database cannot be reached.")

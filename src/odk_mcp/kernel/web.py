@@ -1,0 +1,50 @@
+"""The HTTP-facing pieces every service router shares: the current actor and small parsers.
+
+The gateway decides how a request's credentials become an Actor and installs that as
+`app.state.resolve_actor`; routers only declare `actor: CurrentActor`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from odk_mcp.kernel import problems
+from odk_mcp.kernel.actor import Actor
+from odk_mcp.kernel.problems import Problem
+
+
+async def current_actor(request: Request) -> Actor:
+    cached = getattr(request.state, "actor", None)
+    if isinstance(cached, Actor):
+        return cached
+    actor: Actor = await request.app.state.resolve_actor(request)
+    request.state.actor = actor
+    return actor
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+def extended(request: Request) -> bool:
+    """Whether the client asked for extended metadata (`X-Extended-Metadata: true`)."""
+    return request.headers.get("x-extended-metadata", "").strip().lower() == "true"
+
+
+def parse_bool(name: str, value: str | None, default: bool) -> bool:
+    """Query-string booleans, case-insensitive (pyODK sends `True`/`False`)."""
+    if value is None or value == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise Problem(
+        problems.INVALID_DATA_TYPE, f"{name} must be true or false.", {"field": name, "value": value}
+    )
+
+
+def success() -> dict[str, bool]:
+    return {"success": True}

@@ -1,0 +1,1 @@
+"""Domain services: users, forms (and later submissions, aggregation, analytics)."""

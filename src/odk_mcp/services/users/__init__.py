@@ -1,0 +1,64 @@
+"""The users service: user management and access control (public surface).
+
+Other packages import only what is listed here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from odk_mcp.kernel.db import Database
+from odk_mcp.services.users.access import AccessPolicy
+from odk_mcp.services.users.accounts import Accounts
+from odk_mcp.services.users.app_users import AppUsers
+from odk_mcp.services.users.assignments import Assignments, Scope
+from odk_mcp.services.users.authentication import (
+    Authenticator,
+    BasicCache,
+    CredentialKind,
+    Credentials,
+    LoginThrottle,
+)
+from odk_mcp.services.users.ports import Catalogue
+
+
+@dataclass(frozen=True)
+class UsersService:
+    policy: AccessPolicy
+    authenticator: Authenticator
+    accounts: Accounts
+    assignments: Assignments
+    app_users: AppUsers
+
+
+def build_users_service(
+    db: Database,
+    policy: AccessPolicy,
+    catalogue: Catalogue,
+    session_ttl: timedelta,
+    basic_cache_seconds: float,
+    login_limit_per_account: str,
+    login_limit_per_ip: str,
+) -> UsersService:
+    authenticator = Authenticator(
+        db, LoginThrottle(login_limit_per_account, login_limit_per_ip), BasicCache(basic_cache_seconds)
+    )
+    return UsersService(
+        policy=policy,
+        authenticator=authenticator,
+        accounts=Accounts(db, policy, authenticator, session_ttl),
+        assignments=Assignments(db, policy, catalogue),
+        app_users=AppUsers(db, policy, catalogue),
+    )
+
+
+__all__ = [
+    "AccessPolicy",
+    "Catalogue",
+    "CredentialKind",
+    "Credentials",
+    "Scope",
+    "UsersService",
+    "build_users_service",
+]

@@ -1,0 +1,43 @@
+"""Table definitions of the `users` schema (created by the `users` migration branch)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, DateTime, ForeignKey, Integer, MetaData, Table, Text
+
+metadata = MetaData(schema="users")
+
+actors = Table(
+    "actors",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("display_name", Text, nullable=False),
+    Column("email", Text),
+    Column("password_hash", Text),
+    Column("project_id", Integer),
+    Column("created_by", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True)),
+    Column("deleted_at", DateTime(timezone=True)),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", Text, primary_key=True),
+    Column("actor_id", Integer, ForeignKey(actors.c.id), nullable=False),
+    Column("csrf", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+)
+
+assignments = Table(
+    "assignments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("actor_id", Integer, ForeignKey(actors.c.id), nullable=False),
+    Column("role_id", Integer, nullable=False),
+    Column("project_id", Integer),
+    Column("form_id", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,83 @@
+"""App users (ODK Central's "field keys"): project-bound device identities for ODK Collect.
+
+An app user authenticates with a long-lived token used as the URL prefix
+`/v1/key/{token}/…`. Only the token's hash is stored, so the token is shown once, in the
+response that creates the app user; listing answers `token: null`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+
+from odk_mcp.events import record_audit
+from odk_mcp.kernel import problems
+from odk_mcp.kernel.actor import Actor
+from odk_mcp.kernel.db import Database
+from odk_mcp.kernel.problems import Problem
+from odk_mcp.services.users.access import AccessPolicy
+from odk_mcp.services.users.accounts import check_name, create_session
+from odk_mcp.services.users.adapters import store
+from odk_mcp.services.users.adapters.tables import actors, assignments
+from odk_mcp.services.users.ports import Catalogue
+from odk_mcp.services.users.views import ActorView
+
+
+class AppUsers:
+    def __init__(self, db: Database, policy: AccessPolicy, catalogue: Catalogue) -> None:
+        self._db = db
+        self._policy = policy
+        self._catalogue = catalogue
+
+    async def _check(self, actor: Actor, verb: str, project_id: int) -> None:
+        self._policy.require(actor, verb, project_id)
+        if not await self._catalogue.project_exists(project_id):
+            raise Problem(problems.NOT_FOUND)
+
+    async def list_app_users(self, actor: Actor, project_id: int) -> list[ActorView]:
+        await self._check(actor, "field_key.list", project_id)
+        stmt = (
+            select(actors)
+            .where(
+                actors.c.type == "field_key", actors.c.project_id == project_id, actors.c.deleted_at.is_(None)
+            )
+            .order_by(actors.c.created_at.desc(), actors.c.id.desc())
+        )
+        async with self._db.read() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        return [ActorView.from_row(r) for r in rows]
+
+    async def create(self, actor: Actor, project_id: int, display_name: str) -> ActorView:
+        await self._check(actor, "field_key.create", project_id)
+        name = check_name(display_name)
+        async with self._db.transaction() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        actors.insert()
+                        .values(
+                            type="field_key",
+                            display_name=name,
+                            project_id=project_id,
+                            created_by=actor.id if actor.id > 0 else None,
+                            created_at=func.now(),
+                        )
+                        .returning(actors)
+                    )
+                )
+                .mappings()
+                .one()
+            )
+            session = await create_session(conn, row["id"], ttl=None)
+            await record_audit(conn, actor, "field_key.create", "actor", row["id"], project_id=project_id)
+        return ActorView.from_row(row, token=session.token)
+
+    async def delete(self, actor: Actor, project_id: int, app_user_id: int) -> None:
+        await self._check(actor, "field_key.delete", project_id)
+        async with self._db.transaction() as conn:
+            row = await store.live_actor(conn, app_user_id, for_update=True)
+            if row is None or row["type"] != "field_key" or row["project_id"] != project_id:
+                raise Problem(problems.NOT_FOUND)
+            await conn.execute(update(actors).where(actors.c.id == app_user_id).values(deleted_at=func.now()))
+            await store.end_sessions(conn, app_user_id)
+            await conn.execute(assignments.delete().where(assignments.c.actor_id == app_user_id))
+            await record_audit(conn, actor, "field_key.delete", "actor", app_user_id, project_id=project_id)

@@ -1,0 +1,1 @@
+"""Pure rules of the users service: roles and verbs, passwords, tokens. No I/O."""

@@ -1,0 +1,64 @@
+"""Passwords and tokens: the policy, argon2 hashing, random tokens stored as hashes."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024  # hashing cost is bounded by input size too
+
+_hasher = PasswordHasher()
+
+
+def password_problems(password: str, email: str | None) -> list[str]:
+    """Reasons the password fails the policy (empty when it passes)."""
+    reasons = []
+    if len(password) < MIN_PASSWORD_LENGTH:
+        reasons.append(f"must be at least {MIN_PASSWORD_LENGTH} characters long")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        reasons.append(f"must be at most {MAX_PASSWORD_LENGTH} characters long")
+    if email and password.strip().lower() == email.strip().lower():
+        reasons.append("must not be the email address")
+    return reasons
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(stored_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """A hash to verify against when the account does not exist, so that unknown emails
+    take as long as wrong passwords and the timing reveals nothing."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def new_token() -> str:
+    """A session or app-user token: 48 random bytes, URL-safe (64 characters)."""
+    return secrets.token_urlsafe(48)
+
+
+def new_csrf() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    """Tokens are high-entropy, so a fast hash is enough; only the hash is stored."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def same_secret(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())

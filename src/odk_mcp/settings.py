@@ -1,0 +1,68 @@
+"""All configuration, read once at start from the environment (prefix `ODK_MCP_`).
+
+Nothing reads the environment at import time: `Settings()` is built by the CLI or by
+tests and handed to the composition root. Every setting is documented in
+docs/configuration.md, and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ODK_MCP_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("./odk-mcp-data"), description="Where the embedded database and files live."
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ODK_MCP_DATABASE_URL", "DATABASE_URL"),
+        description="An external PostgreSQL URL; unset means the embedded PostgreSQL in data_dir.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the HTTP server listens on.")
+    port: int = Field(default=8383, ge=1, le=65535, description="Port the HTTP server listens on.")
+    public_url: str = Field(
+        default="http://127.0.0.1:8383", description="Base URL clients reach the server at (absolute links)."
+    )
+    db_pool_size: int = Field(default=10, ge=1, le=200, description="Database connections kept open.")
+    db_max_overflow: int = Field(
+        default=10, ge=0, le=200, description="Extra connections allowed under load."
+    )
+    session_ttl_hours: float = Field(default=24.0, gt=0, description="Lifetime of a login session.")
+    basic_auth_cache_seconds: float = Field(
+        default=60.0, ge=0, description="How long a verified HTTP Basic credential is remembered (0 = never)."
+    )
+    trust_forwarded_proto: bool = Field(
+        default=True,
+        description="Trust X-Forwarded-Proto from a reverse proxy when deciding if a request is HTTPS.",
+    )
+    login_limit_per_account: str = Field(
+        default="5/5 minutes", description="Failed logins allowed per account before 429 (limits syntax)."
+    )
+    login_limit_per_ip: str = Field(
+        default="30/5 minutes", description="Failed logins allowed per client address before 429."
+    )
+    rate_limit: str = Field(
+        default="", description="General API rate limit per client, e.g. '1200/minute'; empty turns it off."
+    )
+    max_json_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest JSON request body accepted (413.1 beyond)."
+    )
+    log_level: str = Field(default="INFO", description="Log level: DEBUG, INFO, WARNING or ERROR.")
+    log_json: bool = Field(default=True, description="Write logs as JSON lines (false: human-readable).")
+    run_migrations_on_start: bool = Field(
+        default=True, description="Apply database migrations when the server starts."
+    )
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
