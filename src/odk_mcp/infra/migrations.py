@@ -21,7 +21,7 @@ def alembic_config(url: str) -> Config:
     versions = MIGRATIONS_DIR / "versions"
     locations = " ".join(str(p) for p in sorted(versions.iterdir()) if p.is_dir() and p.name != "__pycache__")
     config.set_main_option("version_locations", locations)
-    config.set_main_option("version_path_separator", "space")
+    config.set_main_option("path_separator", "space")
     config.attributes["database_url"] = async_url(url)
     return config
 
