@@ -53,6 +53,35 @@ class Settings(BaseSettings):
     max_json_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest JSON request body accepted (413.1 beyond)."
     )
+    blob_dir: Path | None = Field(
+        default=None,
+        description="Where blobs (attachments, uploaded XLSForms) live; default <data_dir>/blobs.",
+    )
+    max_form_bytes: int = Field(
+        default=50_000_000,
+        ge=1024,
+        description="Largest form definition upload (XForm or XLSForm), 413.1 beyond.",
+    )
+    max_attachment_bytes: int = Field(
+        default=100_000_000, ge=1024, description="Largest form attachment upload, 413.1 beyond."
+    )
+    conversion_workers: int = Field(default=1, ge=1, le=16, description="Processes converting XLSForms.")
+    conversion_timeout_seconds: float = Field(
+        default=300.0, gt=0, description="An XLSForm conversion is stopped after this long."
+    )
+    conversion_memory_mb: int = Field(
+        default=2048, ge=256, description="Address-space limit of a conversion worker process."
+    )
+    conversion_wait_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        description="How long an upload waits for conversion before answering 202 with a handle.",
+    )
+    max_unzipped_bytes: int = Field(
+        default=300_000_000,
+        ge=1_000_000,
+        description="Largest uncompressed size of an uploaded XLSX (zip bombs).",
+    )
     log_level: str = Field(default="INFO", description="Log level: DEBUG, INFO, WARNING or ERROR.")
     log_json: bool = Field(default=True, description="Write logs as JSON lines (false: human-readable).")
     run_migrations_on_start: bool = Field(
@@ -62,6 +91,10 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.database_url is None
+
+    @property
+    def blobs(self) -> Path:
+        return self.blob_dir if self.blob_dir is not None else self.data_dir / "blobs"
 
     @property
     def pgdata(self) -> Path:

@@ -96,3 +96,34 @@ RATE_LIMITED = _define(429.2, "rateLimited", "Too many requests. Please slow dow
 INTERNAL = _define(500.1, "internal", "An unknown internal problem has occurred. Please try again later.")
 NOT_IMPLEMENTED = _define(501.1, "notImplemented", "The requested feature is not supported by this server.")
 UNAVAILABLE = _define(503.1, "unavailable", "The server is not ready: its database cannot be reached.")
+
+# Forms service.
+XLSFORM_NOT_VALID = _define(
+    400.15,
+    "xlsformNotValid",
+    "The given XLSForm file was not valid. Please see the error details for more information.",
+)
+FORM_WARNINGS = _define(
+    400.16,
+    "formWarnings",
+    "The Form is valid, but with warnings. Please check the warnings and if they are acceptable resubmit with"
+    " ?ignoreWarnings=true",
+)
+XFORM_NOT_VALID = _define(400.41, "xformNotValid", "The given XForm is not valid.")
+DRAFT_ACCESS_FAILED = _define(
+    404.4, "failedDraftAccess", "That draft testing link does not exist anymore or is no longer valid."
+)
+VERSION_CONFLICT = _define(
+    409.6,
+    "versionUniquenessViolation",
+    "A published version of this form already has that version string. Re-request with ?version=xyz to set a"
+    " new one.",
+)
+NO_PUBLISHED_VERSION = _define(
+    409.7,
+    "noPublishedVersion",
+    "Could not delete the draft, because the form has not been published. Delete the whole form instead.",
+)
+CONVERSION_LIMITS = _define(
+    422.1, "conversionLimitsExceeded", "The XLSForm could not be converted within the time and memory limits."
+)

@@ -14,6 +14,7 @@ from typing import Any
 
 from lxml import etree
 
+from odk_mcp.services.forms.domain.attachments import ExpectedAttachment, expected_attachments
 from odk_mcp.services.forms.domain.safe_xml import parse_xml
 
 XF = "http://www.w3.org/2002/xforms"
@@ -171,7 +172,17 @@ def _attr(bind: etree._Element | None, name: str) -> str | None:
 
 def read_schema(xform: bytes, max_bytes: int = 20_000_000) -> FormSchema:
     """Parse XForm bytes into a FormSchema; raises UnsafeXml or InvalidXForm."""
+    return read_form(xform, max_bytes)[0]
+
+
+def read_form(xform: bytes, max_bytes: int = 20_000_000) -> tuple[FormSchema, tuple[ExpectedAttachment, ...]]:
+    """Parse XForm bytes once into its schema and the attachments it expects."""
     root = parse_xml(xform, max_bytes)
+    return schema_of(root), expected_attachments(root)
+
+
+def schema_of(root: etree._Element) -> FormSchema:
+    """The field schema of a parsed XForm."""
     if root.tag != f"{{{H}}}html":
         raise InvalidXForm("the root element must be h:html")
     model = root.find("h:head/xf:model", NS)
