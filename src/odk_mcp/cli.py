@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import anyio
 import typer
 
 from odk_mcp import __version__
 from odk_mcp.settings import Settings
+
+if TYPE_CHECKING:
+    from odk_mcp.kernel.problems import Problem
 
 app = typer.Typer(help="odk-mcp: a field data-collection server for the ODK ecosystem.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage web users from the server machine.", no_args_is_help=True)
@@ -62,8 +66,33 @@ def _run(settings: Settings, work: Callable[..., Awaitable[T]]) -> T:
     try:
         return anyio.run(main)
     except Problem as problem:
-        _fail(f"{problem.message} ({problem.code})")
+        _fail(_describe(problem))
         raise  # unreachable: _fail exits
+
+
+def _describe(problem: Problem) -> str:
+    """A problem as one line for a terminal: message, the reasons when it has some, code."""
+    message = problem.message
+    reasons = problem.details.get("reasons")
+    if isinstance(reasons, list) and reasons:
+        message = f"{message.rstrip('.')}: {'; '.join(str(r) for r in reasons)}."
+    return f"{message} ({problem.code})"
+
+
+def _exit_quietly_after_shutdown() -> None:
+    """Make SIGTERM/SIGINT end `serve` with status 0 once uvicorn has shut down cleanly.
+
+    uvicorn handles both signals itself (graceful shutdown, lifespan shutdown, which stops
+    the embedded PostgreSQL), then restores the previous handlers and raises the signal
+    again. With the default handlers that re-raise kills the process (status -15, or a
+    KeyboardInterrupt traceback): these handlers ignore it, so `serve` returns normally.
+    """
+
+    def noted(signum: int, frame: object) -> None:
+        return None
+
+    signal.signal(signal.SIGTERM, noted)
+    signal.signal(signal.SIGINT, noted)
 
 
 @app.command()
@@ -80,6 +109,7 @@ def serve(
 
     settings = _settings(data_dir, host=host, port=port)
     configure_logging(settings.log_level, settings.log_json)
+    _exit_quietly_after_shutdown()
     uvicorn.run(
         create_app(settings),
         host=settings.host,
