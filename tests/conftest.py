@@ -86,7 +86,7 @@ def settings(database_url: str, tmp_path: Path, settings_overrides: dict[str, ob
 async def container(settings: Settings, database_url: str) -> AsyncIterator[Container]:
     built = build_container(settings, database_url)
     yield built
-    await built.db.dispose()
+    await built.close()
 
 
 @pytest.fixture

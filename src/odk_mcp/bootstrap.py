@@ -15,9 +15,10 @@ import anyio
 
 from odk_mcp.events import AuditLog
 from odk_mcp.infra import migrations
+from odk_mcp.infra.blobs import FileBlobStore
 from odk_mcp.infra.embedded_postgres import EmbeddedPostgres
 from odk_mcp.kernel.db import Database
-from odk_mcp.services.forms import FormsService, build_forms_service
+from odk_mcp.services.forms import FormLimits, FormsService, build_forms_service
 from odk_mcp.services.users import AccessPolicy, UsersService, build_users_service
 from odk_mcp.settings import Settings
 
@@ -30,12 +31,29 @@ class Container:
     forms: FormsService
     audit_log: AuditLog
 
+    async def start(self) -> None:
+        """Background duties of a serving process (resuming interrupted conversions)."""
+        await self.forms.start()
+
+    async def close(self) -> None:
+        await self.forms.stop()
+        await self.db.dispose()
+
 
 def build_container(settings: Settings, database_url: str) -> Container:
     """Wire the services over a database URL (no I/O happens here)."""
     db = Database(database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
     policy = AccessPolicy()
-    forms = build_forms_service(db, policy)
+    limits = FormLimits(
+        max_form_bytes=settings.max_form_bytes,
+        max_attachment_bytes=settings.max_attachment_bytes,
+        conversion_workers=settings.conversion_workers,
+        conversion_timeout_seconds=settings.conversion_timeout_seconds,
+        conversion_memory_bytes=settings.conversion_memory_mb * 1024 * 1024,
+        conversion_wait_seconds=settings.conversion_wait_seconds,
+        max_unzipped_bytes=settings.max_unzipped_bytes,
+    )
+    forms = build_forms_service(db, policy, FileBlobStore(settings.blobs), limits)
     users = build_users_service(
         db,
         policy,
@@ -71,4 +89,4 @@ async def open_container(settings: Settings, migrate: bool | None = None) -> Asy
         try:
             yield container
         finally:
-            await container.db.dispose()
+            await container.close()

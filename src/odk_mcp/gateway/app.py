@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             return
         async with open_container(settings) as opened:
             _attach(app, opened)
+            await opened.start()
             yield
 
     app = FastAPI(
@@ -72,7 +73,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(audits_router)
 
     # Added innermost first: the request passes key-path → observability → rate → body limit.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_json_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_json_body_bytes,
+        max_upload_bytes=max(settings.max_form_bytes, settings.max_attachment_bytes),
+    )
     if settings.rate_limit.strip():
         app.add_middleware(RateLimitMiddleware, limit=settings.rate_limit)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)

@@ -133,20 +133,29 @@ class ObservabilityMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over the limit with 413.1, whether declared or streamed."""
+    """Refuse request bodies over the limit with 413.1, whether declared or streamed.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    JSON bodies get the small JSON limit; other bodies (form definitions, attachments) get
+    the upload limit here, and each upload endpoint enforces its own exact limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int | None = None) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.max_json = max_bytes
+        self.max_upload = max(max_upload_bytes or max_bytes, max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        is_json = content_type in (b"", b"application/json") or content_type.endswith(b"+json")
+        limit = self.max_json if is_json else self.max_upload
+        declared = headers.get(b"content-length")
         if declared is not None:
             try:
-                too_big = int(declared) > self.max_bytes
+                too_big = int(declared) > limit
             except ValueError:
                 await send_problem(send, problems.INVALID_HEADER)
                 return
@@ -160,7 +169,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise Problem(problems.PAYLOAD_TOO_LARGE)
             return message
 

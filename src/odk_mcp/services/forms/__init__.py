@@ -4,19 +4,86 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from odk_mcp.infra.blobs import FileBlobStore
 from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.db import Database
+from odk_mcp.services.forms.adapters.conversion import Converter
+from odk_mcp.services.forms.catalog import FormCatalog
+from odk_mcp.services.forms.domain.schema import Choice, Field, FormSchema
+from odk_mcp.services.forms.drafts import Drafts
 from odk_mcp.services.forms.projects import FormCatalogue, Projects, ProjectView
+from odk_mcp.services.forms.uploads import FormUploads
+
+
+@dataclass(frozen=True)
+class FormLimits:
+    max_form_bytes: int
+    max_attachment_bytes: int
+    conversion_workers: int
+    conversion_timeout_seconds: float
+    conversion_memory_bytes: int
+    conversion_wait_seconds: float
+    max_unzipped_bytes: int
 
 
 @dataclass(frozen=True)
 class FormsService:
     projects: Projects
     catalogue: FormCatalogue
+    catalog: FormCatalog
+    drafts: Drafts
+    uploads: FormUploads
+    converter: Converter
+    max_attachment_bytes: int
+
+    async def start(self) -> None:
+        """Resume XLSForm conversions a crash interrupted."""
+        await self.uploads.resume_unfinished()
+
+    async def stop(self) -> None:
+        await self.uploads.wait_idle()
+        self.converter.close()
 
 
-def build_forms_service(db: Database, authorizer: Authorizer) -> FormsService:
-    return FormsService(projects=Projects(db, authorizer), catalogue=FormCatalogue(db))
+def build_forms_service(
+    db: Database, authorizer: Authorizer, blobs: FileBlobStore, limits: FormLimits
+) -> FormsService:
+    converter = Converter(
+        limits.conversion_workers,
+        limits.conversion_timeout_seconds,
+        limits.conversion_memory_bytes,
+        limits.max_unzipped_bytes,
+    )
+    catalog = FormCatalog(db, authorizer, blobs, limits.max_form_bytes)
+    drafts = Drafts(db, authorizer, blobs, limits.max_form_bytes)
+    uploads = FormUploads(
+        db,
+        authorizer,
+        catalog,
+        drafts,
+        converter,
+        blobs,
+        wait_seconds=limits.conversion_wait_seconds,
+        stale_after_seconds=limits.conversion_timeout_seconds,
+    )
+    return FormsService(
+        projects=Projects(db, authorizer),
+        catalogue=FormCatalogue(db),
+        catalog=catalog,
+        drafts=drafts,
+        uploads=uploads,
+        converter=converter,
+        max_attachment_bytes=limits.max_attachment_bytes,
+    )
 
 
-__all__ = ["FormCatalogue", "FormsService", "ProjectView", "build_forms_service"]
+__all__ = [
+    "Choice",
+    "Field",
+    "FormCatalogue",
+    "FormLimits",
+    "FormSchema",
+    "FormsService",
+    "ProjectView",
+    "build_forms_service",
+]

@@ -4,6 +4,7 @@ restore). Drafts live in drafts.py, uploads and XLSForm conversion in uploads.py
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,7 +127,12 @@ class FormCatalog:
 
     # -- creation -------------------------------------------------------------------------
     async def create(
-        self, actor: Actor, project_id: int, definition: ParsedDefinition, publish: bool
+        self,
+        actor: Actor,
+        project_id: int,
+        definition: ParsedDefinition,
+        publish: bool,
+        also: Callable[[AsyncConnection, str], Awaitable[None]] | None = None,
     ) -> FormView:
         """Store a new form with its first definition, published or as a draft."""
         self._authz.require(actor, "form.create", project_id)
@@ -184,6 +190,8 @@ class FormCatalog:
                     conn, actor, "form.update.publish", "form", xml_form_id, project_id=project_id
                 )
                 await emit(conn, "form.published", form_event(project_id, definition, def_id))
+            if also is not None:
+                await also(conn, xml_form_id)
             row = await store.live_form(conn, project_id, xml_form_id)
         assert row is not None
         return FormView.from_row(row)

@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter
 
-from odk_mcp.services.forms.api import projects
+from odk_mcp.services.forms.api import drafts, forms, projects
 
 
 def router() -> APIRouter:
     api = APIRouter()
-    api.include_router(projects.router)
+    for module in (projects, forms, drafts):
+        api.include_router(module.router)
     return api

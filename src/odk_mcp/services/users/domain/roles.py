@@ -149,8 +149,10 @@ def find_role(key: str | int) -> Role | None:
     """A role by numeric id or system name (`/v1/roles/{id|system}`)."""
     if isinstance(key, int):
         return _BY_ID.get(key)
-    if key.isdigit():
-        return _BY_ID.get(int(key))
+    # ASCII digits only, and few of them: str.isdigit() also accepts "²" and other digits
+    # int() refuses, and int() refuses strings over 4300 digits long.
+    if key.isascii() and key.isdigit():
+        return _BY_ID.get(int(key)) if len(key) <= 9 else None
     return _BY_SYSTEM.get(key)
 
 

@@ -1,0 +1,165 @@
+"""Drafts and attachments: `…/forms/{f}/draft…` and `…/forms/{f}/attachments…`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from odk_mcp.kernel import problems
+from odk_mcp.kernel.problems import Problem
+from odk_mcp.kernel.web import CurrentActor, parse_bool, success
+from odk_mcp.services.forms.api.deps import Forms, read_body
+from odk_mcp.services.forms.api.forms import FORM, fields_json, upload_response
+from odk_mcp.services.forms.domain.attachments import safe_name
+from odk_mcp.services.forms.domain.schema import FormSchema
+from odk_mcp.services.forms.uploads import UploadOptions
+from odk_mcp.services.forms.views import AttachmentView
+
+router = APIRouter(tags=["drafts and attachments"])
+
+DRAFT = FORM + "/draft"
+
+
+def attachment_response(view: AttachmentView, data: bytes, if_none_match: str | None) -> Response:
+    """Attachment bytes with ETag = md5; 304 when the client already has them."""
+    etag = f'"{view.md5}"'
+    if if_none_match is not None and view.md5 in {tag.strip().strip('"') for tag in if_none_match.split(",")}:
+        return Response(status_code=304, headers={"ETag": etag})
+    return Response(
+        data,
+        media_type=view.content_type or "application/octet-stream",
+        headers={"ETag": etag, "Content-Disposition": f'attachment; filename="{view.name}"'},
+    )
+
+
+def checked_name(name: str) -> str:
+    if not safe_name(name):
+        raise Problem(problems.UNEXPECTED_VALUE, "That is not a valid attachment name.", {"field": "name"})
+    return name
+
+
+@router.post(DRAFT)
+async def create_draft(
+    project_id: int,
+    xml_form_id: str,
+    request: Request,
+    actor: CurrentActor,
+    forms: Forms,
+    ignore_warnings: str | None = Query(default=None, alias="ignoreWarnings"),
+    fallback: str | None = Header(default=None, alias="X-XlsForm-FormId-Fallback"),
+) -> JSONResponse:
+    body = await read_body(request, forms.catalog.max_form_bytes)
+    if not body:
+        return JSONResponse((await forms.drafts.create(actor, project_id, xml_form_id, None)).to_json())
+    options = UploadOptions(
+        ignore_warnings=parse_bool("ignoreWarnings", ignore_warnings, False),
+        fallback_id=fallback.strip() if fallback and fallback.strip() else None,
+        target_form=xml_form_id,
+    )
+    outcome = await forms.uploads.upload(
+        actor, project_id, body, request.headers.get("content-type"), options
+    )
+    return upload_response(outcome)
+
+
+@router.get(DRAFT)
+async def get_draft(project_id: int, xml_form_id: str, actor: CurrentActor, forms: Forms) -> dict[str, Any]:
+    return (await forms.drafts.get(actor, project_id, xml_form_id)).to_json()
+
+
+@router.get(DRAFT + ".xml")
+async def draft_xml(project_id: int, xml_form_id: str, actor: CurrentActor, forms: Forms) -> Response:
+    definition = await forms.catalog.definition(actor, project_id, xml_form_id, draft=True)
+    return Response(bytes(definition["xml"]), media_type="application/xml")
+
+
+@router.get(DRAFT + "/fields")
+async def draft_fields(
+    project_id: int, xml_form_id: str, actor: CurrentActor, forms: Forms
+) -> list[dict[str, Any]]:
+    definition = await forms.catalog.definition(actor, project_id, xml_form_id, draft=True)
+    return fields_json(FormSchema.from_json(definition["schema"]))
+
+
+@router.delete(DRAFT)
+async def delete_draft(
+    project_id: int, xml_form_id: str, actor: CurrentActor, forms: Forms
+) -> dict[str, bool]:
+    await forms.drafts.delete(actor, project_id, xml_form_id)
+    return success()
+
+
+@router.post(DRAFT + "/publish")
+async def publish_draft(
+    project_id: int,
+    xml_form_id: str,
+    actor: CurrentActor,
+    forms: Forms,
+    version: str | None = Query(default=None, max_length=1000),
+) -> dict[str, bool]:
+    await forms.drafts.publish(actor, project_id, xml_form_id, version)
+    return success()
+
+
+@router.get(DRAFT + "/attachments")
+async def draft_attachments(
+    project_id: int, xml_form_id: str, actor: CurrentActor, forms: Forms
+) -> list[dict[str, Any]]:
+    return [a.to_json() for a in await forms.drafts.attachments(actor, project_id, xml_form_id, draft=True)]
+
+
+@router.get(DRAFT + "/attachments/{name}")
+async def draft_attachment(
+    project_id: int,
+    xml_form_id: str,
+    name: str,
+    actor: CurrentActor,
+    forms: Forms,
+    if_none_match: str | None = Header(default=None),
+) -> Response:
+    view = await forms.drafts.attachment(actor, project_id, xml_form_id, checked_name(name), draft=True)
+    assert view.sha256 is not None
+    return attachment_response(view, forms.drafts.blob(view.sha256), if_none_match)
+
+
+@router.post(DRAFT + "/attachments/{name}")
+async def upload_draft_attachment(
+    project_id: int, xml_form_id: str, name: str, request: Request, actor: CurrentActor, forms: Forms
+) -> dict[str, Any]:
+    data = await read_body(request, forms.max_attachment_bytes)
+    content_type = request.headers.get("content-type")
+    view = await forms.drafts.put_attachment(
+        actor, project_id, xml_form_id, checked_name(name), data, content_type
+    )
+    return view.to_json()
+
+
+@router.delete(DRAFT + "/attachments/{name}")
+async def clear_draft_attachment(
+    project_id: int, xml_form_id: str, name: str, actor: CurrentActor, forms: Forms
+) -> dict[str, bool]:
+    await forms.drafts.clear_attachment(actor, project_id, xml_form_id, checked_name(name))
+    return success()
+
+
+@router.get(FORM + "/attachments")
+async def form_attachments(
+    project_id: int, xml_form_id: str, actor: CurrentActor, forms: Forms
+) -> list[dict[str, Any]]:
+    return [a.to_json() for a in await forms.drafts.attachments(actor, project_id, xml_form_id)]
+
+
+@router.get(FORM + "/attachments/{name}")
+async def form_attachment(
+    project_id: int,
+    xml_form_id: str,
+    name: str,
+    actor: CurrentActor,
+    forms: Forms,
+    if_none_match: str | None = Header(default=None),
+) -> Response:
+    view = await forms.drafts.attachment(actor, project_id, xml_form_id, checked_name(name))
+    assert view.sha256 is not None
+    return attachment_response(view, forms.drafts.blob(view.sha256), if_none_match)
