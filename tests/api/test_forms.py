@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from tests.conftest import Person
 
 XML = {"Content-Type": "application/xml"}
@@ -25,7 +24,9 @@ XFORM = """<?xml version="1.0"?>
       <itext><translation lang="default" default="true()">
         <text id="logo"><value form="image">jr://images/logo.png</value></text>
       </translation></itext>
-      <instance><data id="simple" version="{version}"><name/><age/><meta><instanceID/></meta></data></instance>
+      <instance>
+        <data id="simple" version="{version}"><name/><age/><meta><instanceID/></meta></data>
+      </instance>
       <bind nodeset="/data/name" type="string"/>
       <bind nodeset="/data/age" type="int"/>
       <bind nodeset="/data/meta/instanceID" type="string" readonly="true()" jr:preload="uid"/>
