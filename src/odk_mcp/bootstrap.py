@@ -53,7 +53,7 @@ def build_container(settings: Settings, database_url: str) -> Container:
         conversion_wait_seconds=settings.conversion_wait_seconds,
         max_unzipped_bytes=settings.max_unzipped_bytes,
     )
-    forms = build_forms_service(db, policy, FileBlobStore(settings.blobs), limits)
+    forms = build_forms_service(db, policy, FileBlobStore(settings.blobs), limits, settings.public_url)
     users = build_users_service(
         db,
         policy,

@@ -11,6 +11,7 @@ from odk_mcp.services.forms.adapters.conversion import Converter
 from odk_mcp.services.forms.catalog import FormCatalog
 from odk_mcp.services.forms.domain.schema import Choice, Field, FormSchema
 from odk_mcp.services.forms.drafts import Drafts
+from odk_mcp.services.forms.openrosa import Discovery
 from odk_mcp.services.forms.projects import FormCatalogue, Projects, ProjectView
 from odk_mcp.services.forms.uploads import FormUploads
 
@@ -33,8 +34,10 @@ class FormsService:
     catalog: FormCatalog
     drafts: Drafts
     uploads: FormUploads
+    discovery: Discovery
     converter: Converter
     max_attachment_bytes: int
+    public_url: str
 
     async def start(self) -> None:
         """Resume XLSForm conversions a crash interrupted."""
@@ -46,7 +49,7 @@ class FormsService:
 
 
 def build_forms_service(
-    db: Database, authorizer: Authorizer, blobs: FileBlobStore, limits: FormLimits
+    db: Database, authorizer: Authorizer, blobs: FileBlobStore, limits: FormLimits, public_url: str
 ) -> FormsService:
     converter = Converter(
         limits.conversion_workers,
@@ -72,8 +75,10 @@ def build_forms_service(
         catalog=catalog,
         drafts=drafts,
         uploads=uploads,
+        discovery=Discovery(db, authorizer),
         converter=converter,
         max_attachment_bytes=limits.max_attachment_bytes,
+        public_url=public_url,
     )
 
 

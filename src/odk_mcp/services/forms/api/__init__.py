@@ -2,11 +2,11 @@
 
 from fastapi import APIRouter
 
-from odk_mcp.services.forms.api import drafts, forms, projects
+from odk_mcp.services.forms.api import drafts, forms, openrosa, projects
 
 
 def router() -> APIRouter:
     api = APIRouter()
-    for module in (projects, forms, drafts):
+    for module in (projects, openrosa, forms, drafts):
         api.include_router(module.router)
     return api

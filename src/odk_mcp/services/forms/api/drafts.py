@@ -7,37 +7,17 @@ from typing import Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from odk_mcp.kernel import problems
-from odk_mcp.kernel.problems import Problem
 from odk_mcp.kernel.web import CurrentActor, parse_bool, success
 from odk_mcp.services.forms.api.deps import Forms, read_body
 from odk_mcp.services.forms.api.forms import FORM, fields_json, upload_response
-from odk_mcp.services.forms.domain.attachments import safe_name
+from odk_mcp.services.forms.api.media import DRAFT_SCOPE, attachment_response, checked_name
+from odk_mcp.services.forms.api.openrosa import draft_attachment_by_token, draft_xml_by_token
 from odk_mcp.services.forms.domain.schema import FormSchema
 from odk_mcp.services.forms.uploads import UploadOptions
-from odk_mcp.services.forms.views import AttachmentView
 
 router = APIRouter(tags=["drafts and attachments"])
 
 DRAFT = FORM + "/draft"
-
-
-def attachment_response(view: AttachmentView, data: bytes, if_none_match: str | None) -> Response:
-    """Attachment bytes with ETag = md5; 304 when the client already has them."""
-    etag = f'"{view.md5}"'
-    if if_none_match is not None and view.md5 in {tag.strip().strip('"') for tag in if_none_match.split(",")}:
-        return Response(status_code=304, headers={"ETag": etag})
-    return Response(
-        data,
-        media_type=view.content_type or "application/octet-stream",
-        headers={"ETag": etag, "Content-Disposition": f'attachment; filename="{view.name}"'},
-    )
-
-
-def checked_name(name: str) -> str:
-    if not safe_name(name):
-        raise Problem(problems.UNEXPECTED_VALUE, "That is not a valid attachment name.", {"field": "name"})
-    return name
 
 
 @router.post(DRAFT)
@@ -70,7 +50,11 @@ async def get_draft(project_id: int, xml_form_id: str, actor: CurrentActor, form
 
 
 @router.get(DRAFT + ".xml")
-async def draft_xml(project_id: int, xml_form_id: str, actor: CurrentActor, forms: Forms) -> Response:
+async def draft_xml(
+    project_id: int, xml_form_id: str, request: Request, actor: CurrentActor, forms: Forms
+) -> Response:
+    if DRAFT_SCOPE in request.scope:
+        return await draft_xml_by_token(request, forms, project_id, xml_form_id)
     definition = await forms.catalog.definition(actor, project_id, xml_form_id, draft=True)
     return Response(bytes(definition["xml"]), media_type="application/xml")
 
@@ -115,10 +99,13 @@ async def draft_attachment(
     project_id: int,
     xml_form_id: str,
     name: str,
+    request: Request,
     actor: CurrentActor,
     forms: Forms,
     if_none_match: str | None = Header(default=None),
 ) -> Response:
+    if DRAFT_SCOPE in request.scope:
+        return await draft_attachment_by_token(request, forms, project_id, xml_form_id, name, if_none_match)
     view = await forms.drafts.attachment(actor, project_id, xml_form_id, checked_name(name), draft=True)
     assert view.sha256 is not None
     return attachment_response(view, forms.drafts.blob(view.sha256), if_none_match)

@@ -1,0 +1,31 @@
+"""Shared pieces of the routers that serve form media: names, ETags, device URL prefixes."""
+
+from __future__ import annotations
+
+from fastapi import Response
+
+from odk_mcp.kernel import problems
+from odk_mcp.kernel.problems import Problem
+from odk_mcp.services.forms.domain.attachments import safe_name
+from odk_mcp.services.forms.views import AttachmentView
+
+KEY_SCOPE = "odk.key"  # set by the gateway for /v1/key/{token}/… requests
+DRAFT_SCOPE = "odk.draft_token"  # set by the gateway for /v1/test/{token}/… requests
+
+
+def attachment_response(view: AttachmentView, data: bytes, if_none_match: str | None) -> Response:
+    """Attachment bytes with ETag = md5; 304 when the client already has them."""
+    etag = f'"{view.md5}"'
+    if if_none_match is not None and view.md5 in {tag.strip().strip('"') for tag in if_none_match.split(",")}:
+        return Response(status_code=304, headers={"ETag": etag})
+    return Response(
+        data,
+        media_type=view.content_type or "application/octet-stream",
+        headers={"ETag": etag, "Content-Disposition": f'attachment; filename="{view.name}"'},
+    )
+
+
+def checked_name(name: str) -> str:
+    if not safe_name(name):
+        raise Problem(problems.UNEXPECTED_VALUE, "That is not a valid attachment name.", {"field": "name"})
+    return name

@@ -1,0 +1,118 @@
+"""OpenRosa endpoints for ODK Collect and Enketo: form list, manifests, draft testing.
+
+All answer `text/xml; charset=utf-8` with `X-OpenRosa-Version: 1.0`, and build absolute
+URLs from the configured public URL, keeping the app-user key or draft-token prefix the
+request came in with so that devices keep authenticating the same way.
+"""
+
+from __future__ import annotations
+
+from email.utils import formatdate
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from odk_mcp.kernel import problems
+from odk_mcp.kernel.problems import Problem
+from odk_mcp.kernel.web import CurrentActor
+from odk_mcp.services.forms.api.deps import Forms
+from odk_mcp.services.forms.api.media import DRAFT_SCOPE, KEY_SCOPE, attachment_response, checked_name
+from odk_mcp.services.forms.openrosa import form_list_xml, manifest_xml
+
+router = APIRouter(tags=["openrosa"])
+
+FORM = "/v1/projects/{project_id}/forms/{xml_form_id}"
+
+
+def openrosa(body: bytes) -> Response:
+    return Response(
+        body,
+        media_type="text/xml; charset=utf-8",
+        headers={"X-OpenRosa-Version": "1.0", "Date": formatdate(usegmt=True)},
+    )
+
+
+def base_url(request: Request, public_url: str) -> str:
+    """`{public}/v1`, keeping a `/key/{token}` or `/test/{token}` prefix the request used."""
+    root = public_url.rstrip("/") + "/v1"
+    if KEY_SCOPE in request.scope:
+        return f"{root}/key/{request.scope[KEY_SCOPE]}"
+    if DRAFT_SCOPE in request.scope:
+        return f"{root}/test/{request.scope[DRAFT_SCOPE]}"
+    return root
+
+
+def draft_token(request: Request) -> str:
+    token = request.scope.get(DRAFT_SCOPE)
+    if not token:
+        raise Problem(problems.DRAFT_ACCESS_FAILED)
+    return str(token)
+
+
+def require_openrosa_header(version: str | None) -> None:
+    if (version or "").strip() != "1.0":
+        raise Problem(
+            problems.INVALID_HEADER,
+            "OpenRosa requests need the header X-OpenRosa-Version: 1.0.",
+            {"field": "X-OpenRosa-Version", "value": version},
+        )
+
+
+@router.api_route("/v1/projects/{project_id}/formList", methods=["GET", "HEAD"])
+async def form_list(
+    project_id: int,
+    request: Request,
+    actor: CurrentActor,
+    forms: Forms,
+    form_id: str | None = Query(default=None, alias="formID", max_length=1000),
+    openrosa_version: str | None = Header(default=None, alias="X-OpenRosa-Version"),
+) -> Response:
+    require_openrosa_header(openrosa_version)
+    listed = await forms.discovery.form_list(actor, project_id, form_id)
+    return openrosa(form_list_xml(listed, base_url(request, forms.public_url)))
+
+
+@router.get(FORM + "/manifest")
+async def manifest(
+    project_id: int, xml_form_id: str, request: Request, actor: CurrentActor, forms: Forms
+) -> Response:
+    attachments = await forms.drafts.attachments(actor, project_id, xml_form_id)
+    url = f"{base_url(request, forms.public_url)}/projects/{project_id}/forms/{xml_form_id}/attachments"
+    return openrosa(manifest_xml(attachments, url))
+
+
+# Draft testing: `/v1/test/{draftToken}/projects/{p}/forms/{f}/draft/…`, no other credentials.
+@router.api_route(FORM + "/draft/formList", methods=["GET", "HEAD"])
+async def draft_form_list(
+    project_id: int,
+    xml_form_id: str,
+    request: Request,
+    forms: Forms,
+    openrosa_version: str | None = Header(default=None, alias="X-OpenRosa-Version"),
+) -> Response:
+    require_openrosa_header(openrosa_version)
+    listed = await forms.discovery.draft_by_token(draft_token(request), project_id, xml_form_id)
+    return openrosa(form_list_xml([listed], base_url(request, forms.public_url), draft=True))
+
+
+@router.get(FORM + "/draft/manifest")
+async def draft_manifest(project_id: int, xml_form_id: str, request: Request, forms: Forms) -> Response:
+    if DRAFT_SCOPE not in request.scope:
+        raise Problem(problems.DRAFT_ACCESS_FAILED)
+    attachments = await forms.discovery.draft_attachments(draft_token(request), project_id, xml_form_id)
+    url = f"{base_url(request, forms.public_url)}/projects/{project_id}/forms/{xml_form_id}/draft/attachments"
+    return openrosa(manifest_xml(attachments, url))
+
+
+async def draft_xml_by_token(request: Request, forms: Forms, project_id: int, xml_form_id: str) -> Response:
+    xml = await forms.discovery.draft_xml(draft_token(request), project_id, xml_form_id)
+    return Response(xml, media_type="application/xml")
+
+
+async def draft_attachment_by_token(
+    request: Request, forms: Forms, project_id: int, xml_form_id: str, name: str, if_none_match: str | None
+) -> Response:
+    attachments = await forms.discovery.draft_attachments(draft_token(request), project_id, xml_form_id)
+    found = [a for a in attachments if a.name == checked_name(name) and a.exists]
+    if not found or found[0].sha256 is None:
+        raise Problem(problems.NOT_FOUND)
+    return attachment_response(found[0], forms.drafts.blob(found[0].sha256), if_none_match)
