@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 from xml.sax.saxutils import escape
 
 import httpx
@@ -155,3 +156,29 @@ async def test_draft_testing_token_opens_only_the_current_draft(
     )
     stale = await client.get(prefix + "/formList", headers=OR)
     assert stale.status_code == 404
+
+
+async def test_data_collectors_see_open_forms_and_viewers_see_all(
+    client: httpx.AsyncClient, admin: Person, make_user: Any
+) -> None:
+    pid = await project(client, admin)
+    for form_id in ("open_one", "closed_one"):
+        await upload(client, admin, pid, plain_xform(form_id, form_id), XML, publish="true")
+    await client.patch(f"/v1/projects/{pid}/forms/closed_one", json={"state": "closed"}, headers=admin.auth)
+    collector = await make_user()
+    viewer = await make_user()
+    for person, role in ((collector, "formfill"), (viewer, "viewer")):
+        assigned = await client.post(f"/v1/projects/{pid}/assignments/{role}/{person.id}", headers=admin.auth)
+        assert assigned.status_code == 200
+    collected = await client.get(f"/v1/projects/{pid}/forms", headers=collector.auth)
+    assert [f["xmlFormId"] for f in collected.json()] == ["open_one"]
+    assert (
+        await client.get(f"/v1/projects/{pid}/forms/closed_one.xml", headers=collector.auth)
+    ).status_code == 403
+    listing = await client.get(f"/v1/projects/{pid}/formList", headers={**collector.auth, **OR})
+    assert [x.findtext(f"{XFORMS}formID") for x in etree.fromstring(listing.content)] == ["open_one"]
+    viewed = await client.get(f"/v1/projects/{pid}/forms", headers=viewer.auth)
+    assert sorted(f["xmlFormId"] for f in viewed.json()) == ["closed_one", "open_one"]
+    assert (
+        await client.post(f"/v1/projects/{pid}/forms/open_one/draft", headers=viewer.auth)
+    ).status_code == 403

@@ -90,11 +90,13 @@ class Role:
 
 
 ADMIN = Role(1, "admin", "Administrator", ALL_VERBS, frozenset({"site"}))
+# Data collectors, app users and public links use the open_form.* verbs: they reach only
+# forms in the "open" state, and closed forms disappear for them.
 APP_USER = Role(
     2,
     "app-user",
     "App User",
-    frozenset({"form.list", "form.read", "open_form.list", "open_form.read", "submission.create"}),
+    frozenset({"open_form.list", "open_form.read", "submission.create"}),
     frozenset({"form"}),
 )
 MANAGER = Role(
@@ -127,16 +129,14 @@ FORMFILL = Role(
     5,
     "formfill",
     "Data Collector",
-    frozenset(
-        {"project.read", "form.list", "form.read", "open_form.list", "open_form.read", "submission.create"}
-    ),
+    frozenset({"project.read", "open_form.list", "open_form.read", "submission.create"}),
     frozenset({"project"}),
 )
 PUBLIC_LINK = Role(
     6,
     "pub-link",
     "Public Link",
-    frozenset({"form.read", "open_form.read", "submission.create"}),
+    frozenset({"open_form.read", "submission.create"}),
     frozenset({"form"}),
 )
 
