@@ -157,3 +157,54 @@ def test_xlsforms_of_the_corpus_convert_and_read_into_schemas() -> None:
         assert schema.fields, path.name
         converted += 1
     assert converted >= 20, f"only {converted} corpus XLSForms converted"
+
+
+def _convert_md(md: str) -> FormSchema:
+    return read_schema(xls2xform.convert(xlsform=io.BytesIO(md.encode()), file_type=".md").xform.encode())
+
+
+def test_randomized_choice_lists_keep_their_choices() -> None:
+    schema = _convert_md(
+        """
+| survey |
+|        | type            | name | label | parameters     |
+|        | select_one dirs | dir  | Which | randomize=true |
+| choices |
+|         | list_name | name  | label |
+|         | dirs      | north | North |
+|         | dirs      | south | South |
+"""
+    )
+    field = schema.field("/dir")
+    assert field is not None
+    assert field.choice_list == "dirs"
+    assert [c.value for c in field.choices] == ["north", "south"]
+
+
+def test_labels_keep_references_to_other_fields() -> None:
+    schema = _convert_md(
+        """
+| survey |
+|        | type    | name | label                        |
+|        | integer | n    | How many?                    |
+|        | note    | echo | You said ${n} people.        |
+"""
+    )
+    field = schema.field("/echo")
+    assert field is not None
+    assert field.labels == {"default": "You said ${n} people."}
+
+
+def test_an_empty_group_is_a_structure() -> None:
+    schema = _convert_md(
+        """
+| survey |
+|        | type        | name  | label |
+|        | begin group | empty | Empty |
+|        | end group   |       |       |
+|        | text        | after | After |
+"""
+    )
+    field = schema.field("/empty")
+    assert field is not None
+    assert field.type == "structure"

@@ -24,7 +24,8 @@ NS = {"xf": XF, "h": H, "jr": JR}
 
 BINARY_TYPES = frozenset({"binary"})
 CONTROL_TAGS = frozenset({"input", "select1", "select", "upload", "trigger", "range", "rank", "secret"})
-_ITEMSET = re.compile(r"^\s*instance\(\s*['\"]([^'\"]+)['\"]\s*\)\s*/\s*root\s*/\s*item")
+# Anywhere in the nodeset: pyxform wraps it in randomize(…) for randomized choice lists.
+_ITEMSET = re.compile(r"instance\(\s*['\"]([^'\"]+)['\"]\s*\)\s*/\s*root\s*/\s*item")
 _ITEXT = re.compile(r"^\s*jr:itext\(\s*['\"]?([^'\")]+)['\"]?\s*\)\s*$")
 
 
@@ -102,7 +103,16 @@ def _translations(model: etree._Element) -> dict[str, dict[str, str]]:
 
 
 def _text(element: etree._Element) -> str:
-    return "".join(t if isinstance(t, str) else t.decode() for t in element.itertext()).strip()
+    """Text of a label or value, with `<output value="/data/x"/>` shown as `${x}`."""
+    parts = [element.text or ""]
+    for child in element:
+        if isinstance(child.tag, str) and etree.QName(child).localname == "output":
+            reference = (child.get("value") or "").strip().rstrip("/").split("/")[-1]
+            parts.append("${" + reference + "}")
+        elif isinstance(child.tag, str):
+            parts.append(_text(child))
+        parts.append(child.tail or "")
+    return "".join(parts).strip()
 
 
 def _labels(label: etree._Element | None, itext: dict[str, dict[str, str]]) -> dict[str, str]:
@@ -217,7 +227,10 @@ def schema_of(root: etree._Element) -> FormSchema:
             has_children = any(isinstance(c.tag, str) for c in child)
             if is_repeat:
                 kind = "repeat"
-            elif has_children:
+            elif has_children or (
+                bind is None and ((control is not None and _local(control) == "group") or len(child.attrib) > 0)
+            ):
+                # An empty group, or an element that only carries attributes (e.g. meta/entity).
                 kind = "structure"
             else:
                 kind = (bind.get("type") if bind is not None else None) or "string"
@@ -226,7 +239,7 @@ def schema_of(root: etree._Element) -> FormSchema:
             choice_list = None
             if control is not None and _local(control) in ("select1", "select", "rank"):
                 itemset = control.find("xf:itemset", NS)
-                match = _ITEMSET.match(itemset.get("nodeset", "")) if itemset is not None else None
+                match = _ITEMSET.search(itemset.get("nodeset", "")) if itemset is not None else None
                 if match:
                     choice_list = match.group(1)
                     choices = choice_lists.get(choice_list, ())
