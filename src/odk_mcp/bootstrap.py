@@ -17,6 +17,7 @@ from odk_mcp.events import AuditLog
 from odk_mcp.infra import migrations
 from odk_mcp.infra.blobs import FileBlobStore
 from odk_mcp.infra.embedded_postgres import EmbeddedPostgres
+from odk_mcp.infra.sealing import Sealer, load_or_create_key
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.forms import FormLimits, FormsService, build_forms_service
 from odk_mcp.services.users import AccessPolicy, UsersService, build_users_service
@@ -38,6 +39,13 @@ class Container:
     async def close(self) -> None:
         await self.forms.stop()
         await self.db.dispose()
+
+
+def secret_key(settings: Settings) -> bytes:
+    """The configured sealing key, or the one kept in the data directory."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value().encode()
+    return load_or_create_key(settings.data_dir / "secret.key")
 
 
 def build_container(settings: Settings, database_url: str) -> Container:
@@ -62,6 +70,7 @@ def build_container(settings: Settings, database_url: str) -> Container:
         basic_cache_seconds=settings.basic_auth_cache_seconds,
         login_limit_per_account=settings.login_limit_per_account,
         login_limit_per_ip=settings.login_limit_per_ip,
+        sealer=Sealer(secret_key(settings)),
     )
     return Container(settings=settings, db=db, users=users, forms=forms, audit_log=AuditLog(db, users.policy))
 

@@ -82,6 +82,11 @@ class Settings(BaseSettings):
         ge=1_000_000,
         description="Largest uncompressed size of an uploaded XLSX (zip bombs).",
     )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key sealing app-user tokens; unset: kept in <data_dir>/secret.key (set it when"
+        " several servers share one database).",
+    )
     log_level: str = Field(default="INFO", description="Log level: DEBUG, INFO, WARNING or ERROR.")
     log_json: bool = Field(default=True, description="Write logs as JSON lines (false: human-readable).")
     run_migrations_on_start: bool = Field(

@@ -230,12 +230,6 @@ def test_app_users_create_and_list(central: Central, config_path: Path, cache_pa
         assert [(u.id, u.projectId, u.displayName) for u in listed] == [(tablet.id, project_id, "Tablet 1")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GET /v1/projects/{p}/app-users answers token: null (only a hash is stored); pyODK "
-    "counts an app user without a token as revoked, so create_app_users() creates duplicates. "
-    "ODK Central lists the token of every active app user.",
-)
 def test_create_app_users_creates_only_missing_names(
     central: Central, config_path: Path, cache_path: Path
 ) -> None:

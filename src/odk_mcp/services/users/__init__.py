@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from odk_mcp.infra.sealing import Sealer
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.users.access import AccessPolicy
 from odk_mcp.services.users.accounts import Accounts
@@ -40,6 +41,7 @@ def build_users_service(
     basic_cache_seconds: float,
     login_limit_per_account: str,
     login_limit_per_ip: str,
+    sealer: Sealer,
 ) -> UsersService:
     authenticator = Authenticator(
         db, LoginThrottle(login_limit_per_account, login_limit_per_ip), BasicCache(basic_cache_seconds)
@@ -49,7 +51,7 @@ def build_users_service(
         authenticator=authenticator,
         accounts=Accounts(db, policy, authenticator, session_ttl),
         assignments=Assignments(db, policy, catalogue),
-        app_users=AppUsers(db, policy, catalogue),
+        app_users=AppUsers(db, policy, catalogue, sealer),
     )
 
 

@@ -90,14 +90,28 @@ class Accounts:
             raise Problem(problems.NOT_FOUND, "This request did not use a session.")
         async with self._db.transaction() as conn:
             row = (
-                await conn.execute(select(sessions.c.actor_id).where(sessions.c.token_hash == token_hash))
+                await conn.execute(
+                    select(sessions.c.actor_id, actors.c.type, actors.c.project_id)
+                    .join(actors, actors.c.id == sessions.c.actor_id)
+                    .where(sessions.c.token_hash == token_hash)
+                )
             ).first()
             if row is None:
                 raise Problem(problems.NOT_FOUND)
-            if row.actor_id != actor.id:
+            # Project managers revoke their app users' access (Central's "revoke access").
+            revokes_app_user = row.type == "field_key" and self._policy.can(
+                actor, "field_key.delete", row.project_id
+            )
+            if row.actor_id != actor.id and not revokes_app_user:
                 self._policy.require(actor, "session.end")
             await conn.execute(sessions.delete().where(sessions.c.token_hash == token_hash))
-            await record_audit(conn, actor, "user.session.end", "actor", row.actor_id)
+            if row.type == "field_key":
+                await conn.execute(
+                    update(actors).where(actors.c.id == row.actor_id).values(token_sealed=None)
+                )
+            await record_audit(
+                conn, actor, "user.session.end", "actor", row.actor_id, project_id=row.project_id
+            )
 
     # -- users ------------------------------------------------------------------------
     async def list_users(self, actor: Actor, q: str | None = None) -> list[ActorView]:

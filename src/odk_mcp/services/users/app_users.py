@@ -1,8 +1,9 @@
 """App users (ODK Central's "field keys"): project-bound device identities for ODK Collect.
 
 An app user authenticates with a long-lived token used as the URL prefix
-`/v1/key/{token}/…`. Only the token's hash is stored, so the token is shown once, in the
-response that creates the app user; listing answers `token: null`.
+`/v1/key/{token}/…`. The token is looked up by its hash; a sealed (encrypted) copy lets the
+listing show each active app user's token again, as ODK Central does (pyODK and the QR codes
+for Collect rely on it). Revoking the app user's session clears the sealed copy.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 
 from odk_mcp.events import record_audit
+from odk_mcp.infra.sealing import Sealer
 from odk_mcp.kernel import problems
 from odk_mcp.kernel.actor import Actor
 from odk_mcp.kernel.db import Database
@@ -23,10 +25,11 @@ from odk_mcp.services.users.views import ActorView
 
 
 class AppUsers:
-    def __init__(self, db: Database, policy: AccessPolicy, catalogue: Catalogue) -> None:
+    def __init__(self, db: Database, policy: AccessPolicy, catalogue: Catalogue, sealer: Sealer) -> None:
         self._db = db
         self._policy = policy
         self._catalogue = catalogue
+        self._sealer = sealer
 
     async def _check(self, actor: Actor, verb: str, project_id: int) -> None:
         self._policy.require(actor, verb, project_id)
@@ -44,7 +47,10 @@ class AppUsers:
         )
         async with self._db.read() as conn:
             rows = (await conn.execute(stmt)).mappings().all()
-        return [ActorView.from_row(r) for r in rows]
+        return [ActorView.from_row(r, token=self._token_of(r["token_sealed"])) for r in rows]
+
+    def _token_of(self, sealed: str | None) -> str | None:
+        return self._sealer.unseal(sealed) if sealed else None
 
     async def create(self, actor: Actor, project_id: int, display_name: str) -> ActorView:
         await self._check(actor, "field_key.create", project_id)
@@ -68,6 +74,11 @@ class AppUsers:
                 .one()
             )
             session = await create_session(conn, row["id"], ttl=None)
+            await conn.execute(
+                update(actors)
+                .where(actors.c.id == row["id"])
+                .values(token_sealed=self._sealer.seal(session.token))
+            )
             await record_audit(conn, actor, "field_key.create", "actor", row["id"], project_id=project_id)
         return ActorView.from_row(row, token=session.token)
 
@@ -77,7 +88,11 @@ class AppUsers:
             row = await store.live_actor(conn, app_user_id, for_update=True)
             if row is None or row["type"] != "field_key" or row["project_id"] != project_id:
                 raise Problem(problems.NOT_FOUND)
-            await conn.execute(update(actors).where(actors.c.id == app_user_id).values(deleted_at=func.now()))
+            await conn.execute(
+                update(actors)
+                .where(actors.c.id == app_user_id)
+                .values(deleted_at=func.now(), token_sealed=None)
+            )
             await store.end_sessions(conn, app_user_id)
             await conn.execute(assignments.delete().where(assignments.c.actor_id == app_user_id))
             await record_audit(conn, actor, "field_key.delete", "actor", app_user_id, project_id=project_id)

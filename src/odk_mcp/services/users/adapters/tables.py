@@ -19,6 +19,7 @@ actors = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True)),
     Column("deleted_at", DateTime(timezone=True)),
+    Column("token_sealed", Text),
 )
 
 sessions = Table(
