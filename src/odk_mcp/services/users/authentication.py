@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
 import anyio
-from limits import parse
+from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy.engine import RowMapping
@@ -49,31 +51,56 @@ class Credentials:
 
 
 class LoginThrottle:
-    """Failed-login limits per account and per client address (the `limits` library)."""
+    """Failed-login limits per account and per client address (the `limits` library).
+
+    Attempts still being verified count against the limits too: otherwise many guesses
+    sent at once would all pass the check before the first of them is recorded as failed.
+    """
 
     def __init__(self, per_account: str, per_ip: str) -> None:
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._per_account = parse(per_account)
         self._per_ip = parse(per_ip)
+        self._in_flight: Counter[tuple[str, str]] = Counter()
+
+    def _limits(self, email: str, client_ip: str | None) -> list[tuple[RateLimitItem, str, str]]:
+        limits = [(self._per_account, "account", email.strip().lower())]
+        if client_ip:
+            limits.append((self._per_ip, "ip", client_ip))
+        return limits
 
     def check(self, email: str, client_ip: str | None) -> None:
-        checks = [(self._per_account, "account", email.strip().lower())]
-        if client_ip:
-            checks.append((self._per_ip, "ip", client_ip))
-        for item, kind, key in checks:
-            if not self._limiter.test(item, "login", kind, key):
-                reset_at, _ = self._limiter.get_window_stats(item, "login", kind, key)
-                retry_after = max(1, int(reset_at - time.time()) + 1)
+        """Raise 429.1 when recorded failures plus attempts in flight reach a limit."""
+        for item, kind, key in self._limits(email, client_ip):
+            cost = 1 + self._in_flight[(kind, key)]
+            if not self._limiter.test(item, "login", kind, key, cost=cost):
+                reset_at, remaining = self._limiter.get_window_stats(item, "login", kind, key)
+                # Refused only because of attempts in flight: those end within a second or so.
+                wait = reset_at - time.time() if remaining <= 0 else 0
+                retry_after = max(1, int(wait) + 1)
                 raise Problem(
                     problems.TOO_MANY_LOGIN_ATTEMPTS,
                     details={"retryAfter": retry_after},
                     headers={"Retry-After": str(retry_after)},
                 )
 
+    @contextmanager
+    def attempt(self, email: str, client_ip: str | None) -> Iterator[None]:
+        """Admit one attempt (or raise 429.1), counted as in flight until the block ends."""
+        self.check(email, client_ip)
+        slots = [(kind, key) for _, kind, key in self._limits(email, client_ip)]
+        self._in_flight.update(slots)
+        try:
+            yield
+        finally:
+            self._in_flight.subtract(slots)
+            for slot in slots:
+                if self._in_flight[slot] <= 0:
+                    del self._in_flight[slot]
+
     def failed(self, email: str, client_ip: str | None) -> None:
-        self._limiter.hit(self._per_account, "login", "account", email.strip().lower())
-        if client_ip:
-            self._limiter.hit(self._per_ip, "login", "ip", client_ip)
+        for item, kind, key in self._limits(email, client_ip):
+            self._limiter.hit(item, "login", kind, key)
 
 
 class BasicCache:
@@ -94,13 +121,22 @@ class BasicCache:
         return hashlib.sha256(f"{email.lower()}\0{password}".encode("utf-8", "surrogatepass")).hexdigest()
 
     def verified(self, email: str, password: str, stored_hash: str) -> bool:
-        entry = self._entries.get(self._key(email, password))
-        return entry is not None and entry[0] == stored_hash and entry[1] > time.monotonic()
+        key = self._key(email, password)
+        entry = self._entries.get(key)
+        if entry is None:
+            return False
+        if entry[0] != stored_hash or entry[1] <= time.monotonic():
+            del self._entries[key]  # expired, or the password changed: it can never match again
+            return False
+        self._entries.move_to_end(key)  # least recently used entries are evicted first
+        return True
 
     def remember(self, email: str, password: str, stored_hash: str) -> None:
         if self._ttl <= 0:
             return
-        self._entries[self._key(email, password)] = (stored_hash, time.monotonic() + self._ttl)
+        key = self._key(email, password)
+        self._entries[key] = (stored_hash, time.monotonic() + self._ttl)
+        self._entries.move_to_end(key)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
 
@@ -170,15 +206,19 @@ class Authenticator:
 
     async def verify_password(self, email: str, password: str, client_ip: str | None) -> Actor:
         """Check an email and password (login or Basic); throttled; constant-time on unknown emails."""
-        self.throttle.check(email, client_ip)
-        async with self._db.read() as conn:
-            row = await store.user_by_email(conn, email)
-        stored = row["password_hash"] if row is not None else None
-        if row is not None and stored and self._basic_cache.verified(email, password, stored):
-            return actor_from_row(row, AuthMethod.BASIC)
-        ok = await anyio.to_thread.run_sync(cred.verify_password, stored or cred.dummy_hash(), password)
-        if row is None or not stored or not ok:
-            self.throttle.failed(email, client_ip)
-            raise Problem(problems.AUTHENTICATION_FAILED)
+        with self.throttle.attempt(email, client_ip):
+            row = None
+            # PostgreSQL text cannot hold NUL, so no account has such an email (and the
+            # query would fail): treat it as unknown, at the same cost as any other.
+            if "\x00" not in email:
+                async with self._db.read() as conn:
+                    row = await store.user_by_email(conn, email)
+            stored = row["password_hash"] if row is not None else None
+            if row is not None and stored and self._basic_cache.verified(email, password, stored):
+                return actor_from_row(row, AuthMethod.BASIC)
+            ok = await anyio.to_thread.run_sync(cred.verify_password, stored or cred.dummy_hash(), password)
+            if row is None or not stored or not ok:
+                self.throttle.failed(email, client_ip)
+                raise Problem(problems.AUTHENTICATION_FAILED)
         self._basic_cache.remember(email, password, stored)
         return actor_from_row(row, AuthMethod.BASIC)
