@@ -225,11 +225,16 @@ class Accounts:
         if row is None or row["type"] != "user":
             raise Problem(problems.NOT_FOUND)
         check_password(new, row["email"])
-        ok = await anyio.to_thread.run_sync(
-            cred.verify_password, row["password_hash"] or cred.dummy_hash(), old
-        )
-        if not ok or not row["password_hash"]:
-            raise Problem(problems.AUTHENTICATION_FAILED, "The old password is not correct.")
+        # Guessing the old password is throttled like logins: a stolen session must not
+        # become a way to learn the password.
+        throttle = self._authenticator.throttle
+        with throttle.attempt(row["email"], None):
+            ok = await anyio.to_thread.run_sync(
+                cred.verify_password, row["password_hash"] or cred.dummy_hash(), old
+            )
+            if not ok or not row["password_hash"]:
+                throttle.failed(row["email"], None)
+                raise Problem(problems.AUTHENTICATION_FAILED, "The old password is not correct.")
         await self._set_password(actor, user_id, new, keep_session=actor.session_hash)
 
     async def set_password(self, actor: Actor, email: str, new: str) -> None:
