@@ -92,7 +92,7 @@ async def container(settings: Settings, database_url: str) -> AsyncIterator[Cont
 @pytest.fixture
 async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(container=container)
-    transport = httpx.ASGITransport(app=app, client=("10.0.0.1", 4321))
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 4321))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield http
 

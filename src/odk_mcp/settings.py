@@ -39,7 +39,12 @@ class Settings(BaseSettings):
     )
     trust_forwarded_proto: bool = Field(
         default=True,
-        description="Trust X-Forwarded-Proto from a reverse proxy when deciding if a request is HTTPS.",
+        description="Honour X-Forwarded-Proto/X-Forwarded-For from the proxies in forwarded_allow_ips.",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1,::1",
+        description="Comma-separated addresses (or '*') of the reverse proxies whose forwarded headers"
+        " are trusted.",
     )
     login_limit_per_account: str = Field(
         default="5/5 minutes", description="Failed logins allowed per account before 429 (limits syntax)."

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from odk_mcp import __version__
 from odk_mcp.bootstrap import Container, open_container
@@ -31,10 +32,9 @@ def _attach(app: FastAPI, container: Container) -> None:
     app.state.users = container.users
     app.state.forms = container.forms
     app.state.audit_log = container.audit_log
-    trust = container.settings.trust_forwarded_proto
 
     async def resolve_actor(request: Request) -> Actor:
-        creds = await credentials_from(request, trust)
+        creds = await credentials_from(request)
         client_ip = request.client.host if request.client else None
         return await container.users.authenticator.authenticate(creds, client_ip)
 
@@ -82,4 +82,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         app.add_middleware(RateLimitMiddleware, limit=settings.rate_limit)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.add_middleware(KeyPathMiddleware)
+    if settings.trust_forwarded_proto:
+        # Outermost: the scheme and client address are the proxy's client's from here on.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     return app

@@ -15,11 +15,10 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 KEY_SCOPE = "odk.key"
 
 
-def is_secure(request: Request, trust_forwarded_proto: bool) -> bool:
-    if request.url.scheme == "https":
-        return True
-    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-    return trust_forwarded_proto and forwarded == "https"
+def is_secure(request: Request) -> bool:
+    """HTTPS directly, or per X-Forwarded-Proto from a trusted proxy (applied by the gateway's
+    proxy-headers middleware, which rewrites the scheme)."""
+    return request.url.scheme == "https"
 
 
 def _basic(value: str) -> tuple[str, str] | None:
@@ -31,8 +30,8 @@ def _basic(value: str) -> tuple[str, str] | None:
     return (email, password) if sep and email else None
 
 
-async def credentials_from(request: Request, trust_forwarded_proto: bool) -> Credentials:
-    secure = is_secure(request, trust_forwarded_proto)
+async def credentials_from(request: Request) -> Credentials:
+    secure = is_secure(request)
     unsafe = request.method.upper() not in SAFE_METHODS
     key = request.scope.get(KEY_SCOPE)
     if key is not None:
