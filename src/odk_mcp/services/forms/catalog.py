@@ -22,7 +22,7 @@ from odk_mcp.kernel.db import Database
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.services.forms.adapters import store
 from odk_mcp.services.forms.adapters.tables import form_attachments, form_defs, forms, projects
-from odk_mcp.services.forms.domain.attachments import ExpectedAttachment
+from odk_mcp.services.forms.domain.attachments import ExpectedAttachment, safe_name
 from odk_mcp.services.forms.domain.safe_xml import UnsafeXml
 from odk_mcp.services.forms.domain.schema import FormSchema, InvalidXForm, read_form
 from odk_mcp.services.forms.views import FormView
@@ -62,6 +62,15 @@ def parse_definition(
         ) from exc
     except InvalidXForm as exc:
         raise Problem(problems.XFORM_NOT_VALID, f"The given XForm is not valid: {exc}") from exc
+    form_id = schema.xml_form_id
+    if not safe_name(form_id) or form_id.lower().endswith((".xml", ".xls", ".xlsx")):
+        # A form id is a URL path segment (and Central refuses the file-extension endings).
+        raise Problem(
+            problems.UNEXPECTED_VALUE,
+            "The form id cannot contain slashes, backslashes or control characters, be '.' or '..',"
+            " or end in .xml, .xls or .xlsx.",
+            {"field": "formId", "value": form_id},
+        )
     if warnings and not ignore_warnings:
         raise Problem(problems.FORM_WARNINGS, details={"warnings": {"xlsFormWarnings": warnings}})
     return ParsedDefinition(
@@ -259,7 +268,11 @@ class FormCatalog:
             assert row is not None
             stmt = (
                 store.form_select(def_id=form_defs.c.id)
-                .where(forms.c.id == row["id"], form_defs.c.published_at.is_not(None))
+                .where(
+                    forms.c.id == row["id"],
+                    form_defs.c.form_id == row["id"],
+                    form_defs.c.published_at.is_not(None),
+                )
                 .order_by(form_defs.c.published_at.desc())
             )
             rows = (await conn.execute(stmt)).mappings().all()

@@ -201,6 +201,7 @@ class Drafts:
         content_type: str | None,
     ) -> AttachmentView:
         self._authz.require(actor, "form.update", project_id, xml_form_id)
+        await self._expects(project_id, xml_form_id, name)
         ref = await anyio.to_thread.run_sync(self._blobs.put, data)
         async with self._db.transaction() as conn:
             form = await self._locked(conn, project_id, xml_form_id)
@@ -233,6 +234,17 @@ class Drafts:
                 details={"name": name, "sha256": ref.sha256, "size": ref.size},
             )
         return AttachmentView.from_row(row)
+
+    async def _expects(self, project_id: int, xml_form_id: str, name: str) -> None:
+        """404 before any bytes are written when there is no draft or it expects no such file
+        (refused uploads must not leave orphan blobs behind)."""
+        async with self._db.read() as conn:
+            form = await store.live_form(conn, project_id, xml_form_id, draft=True)
+            if form is None or form["draft_def_id"] is None:
+                raise Problem(problems.NOT_FOUND, "This form has no draft.")
+            names = {a["name"] for a in await store.attachments_of(conn, form["draft_def_id"])}
+        if name not in names:
+            raise Problem(problems.NOT_FOUND, f"The form does not expect an attachment named {name}.")
 
     async def clear_attachment(self, actor: Actor, project_id: int, xml_form_id: str, name: str) -> None:
         self._authz.require(actor, "form.update", project_id, xml_form_id)

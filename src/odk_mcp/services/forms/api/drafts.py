@@ -14,6 +14,7 @@ from odk_mcp.services.forms.api.media import DRAFT_SCOPE, attachment_response, c
 from odk_mcp.services.forms.api.openrosa import draft_attachment_by_token, draft_xml_by_token
 from odk_mcp.services.forms.domain.schema import FormSchema
 from odk_mcp.services.forms.uploads import UploadOptions
+from odk_mcp.services.forms.views import ConversionView, FormView
 
 router = APIRouter(tags=["drafts and attachments"])
 
@@ -32,15 +33,19 @@ async def create_draft(
 ) -> JSONResponse:
     body = await read_body(request, forms.catalog.max_form_bytes)
     if not body:
-        return JSONResponse((await forms.drafts.create(actor, project_id, xml_form_id, None)).to_json())
-    options = UploadOptions(
-        ignore_warnings=parse_bool("ignoreWarnings", ignore_warnings, False),
-        fallback_id=fallback.strip() if fallback and fallback.strip() else None,
-        target_form=xml_form_id,
-    )
-    outcome = await forms.uploads.upload(
-        actor, project_id, body, request.headers.get("content-type"), options
-    )
+        outcome: FormView | ConversionView = await forms.drafts.create(actor, project_id, xml_form_id, None)
+    else:
+        options = UploadOptions(
+            ignore_warnings=parse_bool("ignoreWarnings", ignore_warnings, False),
+            fallback_id=fallback.strip() if fallback and fallback.strip() else None,
+            target_form=xml_form_id,
+        )
+        outcome = await forms.uploads.upload(
+            actor, project_id, body, request.headers.get("content-type"), options
+        )
+    if isinstance(outcome, FormView):
+        # Central answers {"success": true} (pyODK reads it); the draft's details come along.
+        return JSONResponse({"success": True, **outcome.to_json()})
     return upload_response(outcome)
 
 

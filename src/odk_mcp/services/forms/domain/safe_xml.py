@@ -6,6 +6,8 @@ are capped so hostile input fails fast with a clear error instead of exhausting 
 
 from __future__ import annotations
 
+import codecs
+
 from lxml import etree
 
 MAX_DEPTH = 200
@@ -27,12 +29,33 @@ def _parser() -> etree.XMLParser:
     )
 
 
+# UTF-16/32 documents (with or without a byte order mark): the scan for declarations below
+# works on bytes, so these are decoded first or a DOCTYPE could hide between the NUL bytes.
+_WIDE = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+    (b"<\0\0\0", "utf-32-le"),
+    (b"\0\0\0<", "utf-32-be"),
+    (b"<\0", "utf-16-le"),
+    (b"\0<", "utf-16-be"),
+)
+
+
+def _as_utf8(data: bytes) -> bytes:
+    for prefix, codec in _WIDE:
+        if data.startswith(prefix):
+            return data.decode(codec, errors="replace").encode("utf-8")
+    return data
+
+
 def parse_xml(data: bytes, max_bytes: int) -> etree._Element:
     """Parse bytes into an element tree, refusing DTDs, oversize and over-deep documents."""
     if len(data) > max_bytes:
         raise UnsafeXml(f"the XML is larger than {max_bytes} bytes")
-    head = data[:4096].lower()
-    if b"<!doctype" in head or b"<!entity" in data.lower():
+    scanned = _as_utf8(data)
+    if b"<!doctype" in scanned[:4096].lower() or b"<!entity" in scanned.lower():
         raise UnsafeXml("DTDs and entity declarations are not allowed")
     try:
         root = etree.fromstring(data, parser=_parser())
