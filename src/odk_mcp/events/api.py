@@ -21,7 +21,7 @@ async def list_audits(
     start: datetime | None = Query(default=None),
     end: datetime | None = Query(default=None),
     limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=2**63 - 1),  # PostgreSQL OFFSET is a bigint
 ) -> list[dict[str, Any]]:
     log = cast(AuditLog, request.app.state.audit_log)
     entries = await log.query(actor, action=action, start=start, end=end, limit=limit, offset=offset)

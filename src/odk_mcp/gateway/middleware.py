@@ -15,13 +15,15 @@ from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from odk_mcp.gateway.credentials import KEY_SCOPE
 from odk_mcp.kernel import problems
-from odk_mcp.kernel.problems import Problem, ProblemType
+from odk_mcp.kernel.problems import ProblemType
 
 access_log = structlog.get_logger("odk_mcp.access")
+error_log = structlog.get_logger("odk_mcp.errors")
 
 _KEY_PATH = re.compile(r"^/v1/key/([^/]+)(/.*)$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -99,7 +101,7 @@ class ObservabilityMiddleware:
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        status = 500
+        status: int | None = None
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
@@ -112,7 +114,15 @@ class ObservabilityMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Answered here rather than by Starlette's outermost error middleware, so that the
+            # 500 carries the request id and its log line names it too.
+            error_log.error("unhandled_error", error_type=type(exc).__name__, exc_info=exc)
+            if status is None:
+                await send_problem(send_with_id, problems.INTERNAL)
+            raise
         finally:
+            status = status or 500
             elapsed = time.perf_counter() - started
             route = _route_of(scope)
             method = scope["method"]
@@ -170,7 +180,9 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise Problem(problems.PAYLOAD_TOO_LARGE)
+                    # An HTTPException, not a Problem: FastAPI re-raises it from body parsing
+                    # (anything else becomes a 400 there); the error handler renders 413.1.
+                    raise HTTPException(413, headers={"Connection": "close"})
             return message
 
         await self.app(scope, limited_receive, send)

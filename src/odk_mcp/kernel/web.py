@@ -6,9 +6,11 @@ The gateway decides how a request's credentials become an Actor and installs tha
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
+from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic_core import PydanticCustomError
 
 from odk_mcp.kernel import problems
 from odk_mcp.kernel.actor import Actor
@@ -25,6 +27,28 @@ async def current_actor(request: Request) -> Actor:
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+# Server ids are PostgreSQL `integer`s: a path id outside that range names nothing (404.1)
+# rather than reaching the database and failing there.
+MAX_ID = 2**31 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+# The validation error type `RequestBody` raises for NUL characters (rendered as 400.8).
+NUL_IN_TEXT = "text_contains_nul"
+
+
+class RequestBody(BaseModel):
+    """Base of JSON request bodies: unknown fields are ignored (like ODK Central), and text
+    holding NUL characters is refused up front, since PostgreSQL text cannot store them."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise PydanticCustomError(NUL_IN_TEXT, "Text must not contain NUL characters.")
+        return value
 
 
 def extended(request: Request) -> bool:

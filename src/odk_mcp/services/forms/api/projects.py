@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from odk_mcp.kernel.web import CurrentActor, success
+from odk_mcp.kernel.web import CurrentActor, RequestBody, RowId, success
 
 if TYPE_CHECKING:
     from odk_mcp.services.forms import FormsService
@@ -22,14 +22,12 @@ def get_forms(request: Request) -> FormsService:
 Forms = Annotated["FormsService", Depends(get_forms)]
 
 
-class ProjectBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class ProjectBody(RequestBody):
     name: str = Field(max_length=10_000)
     description: str | None = Field(default=None, max_length=100_000)
 
 
-class ProjectPatch(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class ProjectPatch(RequestBody):
     name: str | None = Field(default=None, max_length=10_000)
     description: str | None = Field(default=None, max_length=100_000)
     archived: bool | None = None
@@ -46,13 +44,13 @@ async def create_project(body: ProjectBody, actor: CurrentActor, forms: Forms) -
 
 
 @router.get("/v1/projects/{project_id}")
-async def get_project(project_id: int, actor: CurrentActor, forms: Forms) -> dict[str, Any]:
+async def get_project(project_id: RowId, actor: CurrentActor, forms: Forms) -> dict[str, Any]:
     return (await forms.projects.get(actor, project_id)).to_json()
 
 
 @router.patch("/v1/projects/{project_id}")
 async def update_project(
-    project_id: int, body: ProjectPatch, actor: CurrentActor, forms: Forms
+    project_id: RowId, body: ProjectPatch, actor: CurrentActor, forms: Forms
 ) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
     if changes.get("name", "") is None:
@@ -63,6 +61,6 @@ async def update_project(
 
 
 @router.delete("/v1/projects/{project_id}")
-async def delete_project(project_id: int, actor: CurrentActor, forms: Forms) -> dict[str, bool]:
+async def delete_project(project_id: RowId, actor: CurrentActor, forms: Forms) -> dict[str, bool]:
     await forms.projects.delete(actor, project_id)
     return success()

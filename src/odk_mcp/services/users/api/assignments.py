@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from odk_mcp.kernel.web import CurrentActor, extended, success
+from odk_mcp.kernel.web import CurrentActor, RowId, extended, success
 from odk_mcp.services.users.api.deps import Users
 from odk_mcp.services.users.assignments import Scope
 
@@ -49,13 +49,13 @@ async def list_site_role(role: str, actor: CurrentActor, users: Users) -> list[d
 
 
 @router.post(_PREFIXES["site"] + "/{role}/{actor_id}")
-async def assign_site(role: str, actor_id: int, actor: CurrentActor, users: Users) -> dict[str, bool]:
+async def assign_site(role: str, actor_id: RowId, actor: CurrentActor, users: Users) -> dict[str, bool]:
     await users.assignments.assign(actor, _scope(), role, actor_id)
     return success()
 
 
 @router.delete(_PREFIXES["site"] + "/{role}/{actor_id}")
-async def unassign_site(role: str, actor_id: int, actor: CurrentActor, users: Users) -> dict[str, bool]:
+async def unassign_site(role: str, actor_id: RowId, actor: CurrentActor, users: Users) -> dict[str, bool]:
     await users.assignments.unassign(actor, _scope(), role, actor_id)
     return success()
 
@@ -63,21 +63,21 @@ async def unassign_site(role: str, actor_id: int, actor: CurrentActor, users: Us
 # Per project.
 @router.get(_PREFIXES["project"])
 async def list_project(
-    project_id: int, actor: CurrentActor, users: Users, request: Request
+    project_id: RowId, actor: CurrentActor, users: Users, request: Request
 ) -> list[dict[str, Any]]:
     return await _list(users, actor, request, _scope(project_id))
 
 
 @router.get(_PREFIXES["project"] + "/{role}")
 async def list_project_role(
-    project_id: int, role: str, actor: CurrentActor, users: Users
+    project_id: RowId, role: str, actor: CurrentActor, users: Users
 ) -> list[dict[str, Any]]:
     return [v.to_json() for v in await users.assignments.list_actors(actor, _scope(project_id), role)]
 
 
 @router.post(_PREFIXES["project"] + "/{role}/{actor_id}")
 async def assign_project(
-    project_id: int, role: str, actor_id: int, actor: CurrentActor, users: Users
+    project_id: RowId, role: str, actor_id: RowId, actor: CurrentActor, users: Users
 ) -> dict[str, bool]:
     await users.assignments.assign(actor, _scope(project_id), role, actor_id)
     return success()
@@ -85,7 +85,7 @@ async def assign_project(
 
 @router.delete(_PREFIXES["project"] + "/{role}/{actor_id}")
 async def unassign_project(
-    project_id: int, role: str, actor_id: int, actor: CurrentActor, users: Users
+    project_id: RowId, role: str, actor_id: RowId, actor: CurrentActor, users: Users
 ) -> dict[str, bool]:
     await users.assignments.unassign(actor, _scope(project_id), role, actor_id)
     return success()
@@ -94,14 +94,14 @@ async def unassign_project(
 # Per form.
 @router.get(_PREFIXES["form"])
 async def list_form(
-    project_id: int, form_id: str, actor: CurrentActor, users: Users, request: Request
+    project_id: RowId, form_id: str, actor: CurrentActor, users: Users, request: Request
 ) -> list[dict[str, Any]]:
     return await _list(users, actor, request, _scope(project_id, form_id))
 
 
 @router.get(_PREFIXES["form"] + "/{role}")
 async def list_form_role(
-    project_id: int, form_id: str, role: str, actor: CurrentActor, users: Users
+    project_id: RowId, form_id: str, role: str, actor: CurrentActor, users: Users
 ) -> list[dict[str, Any]]:
     return [
         v.to_json() for v in await users.assignments.list_actors(actor, _scope(project_id, form_id), role)
@@ -110,7 +110,7 @@ async def list_form_role(
 
 @router.post(_PREFIXES["form"] + "/{role}/{actor_id}")
 async def assign_form(
-    project_id: int, form_id: str, role: str, actor_id: int, actor: CurrentActor, users: Users
+    project_id: RowId, form_id: str, role: str, actor_id: RowId, actor: CurrentActor, users: Users
 ) -> dict[str, bool]:
     await users.assignments.assign(actor, _scope(project_id, form_id), role, actor_id)
     return success()
@@ -118,7 +118,7 @@ async def assign_form(
 
 @router.delete(_PREFIXES["form"] + "/{role}/{actor_id}")
 async def unassign_form(
-    project_id: int, form_id: str, role: str, actor_id: int, actor: CurrentActor, users: Users
+    project_id: RowId, form_id: str, role: str, actor_id: RowId, actor: CurrentActor, users: Users
 ) -> dict[str, bool]:
     await users.assignments.unassign(actor, _scope(project_id, form_id), role, actor_id)
     return success()

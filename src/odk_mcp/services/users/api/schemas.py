@@ -2,33 +2,31 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from odk_mcp.kernel.web import RequestBody
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
-
-
-class LoginBody(_Body):
+class LoginBody(RequestBody):
     email: str = Field(max_length=320)
     password: str = Field(max_length=1024)
 
 
-class NewUserBody(_Body):
+class NewUserBody(RequestBody):
     email: str = Field(max_length=320)
     password: str | None = Field(default=None, max_length=1024)
     displayName: str | None = Field(default=None, max_length=1000)
 
 
-class UserPatchBody(_Body):
+class UserPatchBody(RequestBody):
     email: str | None = Field(default=None, max_length=320)
     displayName: str | None = Field(default=None, max_length=1000)
 
 
-class PasswordBody(_Body):
+class PasswordBody(RequestBody):
     old: str = Field(max_length=1024)
     new: str = Field(max_length=1024)
 
 
-class AppUserBody(_Body):
+class AppUserBody(RequestBody):
     displayName: str = Field(max_length=1000)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from odk_mcp.kernel import problems
 from odk_mcp.kernel.problems import Problem
-from odk_mcp.kernel.web import CurrentActor, extended, success
+from odk_mcp.kernel.web import CurrentActor, RowId, extended, success
 from odk_mcp.services.users.api.deps import Users
 from odk_mcp.services.users.api.schemas import NewUserBody, PasswordBody, UserPatchBody
 
@@ -41,25 +41,27 @@ async def current_user(actor: CurrentActor, users: Users, request: Request) -> d
 
 
 @router.get("/v1/users/{user_id}")
-async def get_user(user_id: int, actor: CurrentActor, users: Users) -> dict[str, Any]:
+async def get_user(user_id: RowId, actor: CurrentActor, users: Users) -> dict[str, Any]:
     return (await users.accounts.get_user(actor, user_id)).to_json()
 
 
 @router.patch("/v1/users/{user_id}")
-async def update_user(user_id: int, body: UserPatchBody, actor: CurrentActor, users: Users) -> dict[str, Any]:
+async def update_user(
+    user_id: RowId, body: UserPatchBody, actor: CurrentActor, users: Users
+) -> dict[str, Any]:
     view = await users.accounts.update_user(actor, user_id, body.email, body.displayName)
     return view.to_json()
 
 
 @router.put("/v1/users/{user_id}/password")
 async def change_password(
-    user_id: int, body: PasswordBody, actor: CurrentActor, users: Users
+    user_id: RowId, body: PasswordBody, actor: CurrentActor, users: Users
 ) -> dict[str, bool]:
     await users.accounts.change_password(actor, user_id, body.old, body.new)
     return success()
 
 
 @router.delete("/v1/users/{user_id}")
-async def delete_user(user_id: int, actor: CurrentActor, users: Users) -> dict[str, bool]:
+async def delete_user(user_id: RowId, actor: CurrentActor, users: Users) -> dict[str, bool]:
     await users.accounts.delete_user(actor, user_id)
     return success()
