@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import hmac
 import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
+from odk_mcp.kernel.tokens import hash_token as hash_token  # re-exported: tokens are credentials too
+from odk_mcp.kernel.tokens import new_token as new_token
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024  # hashing cost is bounded by input size too
@@ -46,18 +48,8 @@ def dummy_hash() -> str:
     return _hasher.hash(secrets.token_urlsafe(16))
 
 
-def new_token() -> str:
-    """A session or app-user token: 48 random bytes, URL-safe (64 characters)."""
-    return secrets.token_urlsafe(48)
-
-
 def new_csrf() -> str:
     return secrets.token_urlsafe(32)
-
-
-def hash_token(token: str) -> str:
-    """Tokens are high-entropy, so a fast hash is enough; only the hash is stored."""
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def same_secret(a: str, b: str) -> bool:
