@@ -20,6 +20,7 @@ from odk_mcp.infra.embedded_postgres import EmbeddedPostgres
 from odk_mcp.infra.sealing import Sealer, load_or_create_key
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.forms import FormLimits, FormsService, build_forms_service
+from odk_mcp.services.submissions import SubmissionsService, build_submissions_service
 from odk_mcp.services.users import AccessPolicy, UsersService, build_users_service
 from odk_mcp.settings import Settings
 
@@ -30,6 +31,7 @@ class Container:
     db: Database
     users: UsersService
     forms: FormsService
+    submissions: SubmissionsService
     audit_log: AuditLog
 
     async def start(self) -> None:
@@ -61,7 +63,11 @@ def build_container(settings: Settings, database_url: str) -> Container:
         conversion_wait_seconds=settings.conversion_wait_seconds,
         max_unzipped_bytes=settings.max_unzipped_bytes,
     )
-    forms = build_forms_service(db, policy, FileBlobStore(settings.blobs), limits, settings.public_url)
+    blobs = FileBlobStore(settings.blobs)
+    forms = build_forms_service(db, policy, blobs, limits, settings.public_url)
+    submissions = build_submissions_service(
+        db, policy, forms.lookup, blobs, settings.max_submission_xml_bytes, settings.max_submission_bytes
+    )
     users = build_users_service(
         db,
         policy,
@@ -72,7 +78,14 @@ def build_container(settings: Settings, database_url: str) -> Container:
         login_limit_per_ip=settings.login_limit_per_ip,
         sealer=Sealer(secret_key(settings)),
     )
-    return Container(settings=settings, db=db, users=users, forms=forms, audit_log=AuditLog(db, users.policy))
+    return Container(
+        settings=settings,
+        db=db,
+        users=users,
+        forms=forms,
+        submissions=submissions,
+        audit_log=AuditLog(db, users.policy),
+    )
 
 
 @asynccontextmanager

@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     max_attachment_bytes: int = Field(
         default=100_000_000, ge=1024, description="Largest form attachment upload, 413.1 beyond."
     )
+    max_submission_bytes: int = Field(
+        default=100_000_000,
+        ge=1024,
+        description="Largest OpenRosa submission (XML plus media), advertised as"
+        " X-OpenRosa-Accept-Content-Length.",
+    )
+    max_submission_xml_bytes: int = Field(
+        default=10_000_000, ge=1024, description="Largest submission XML document, 413.1 beyond."
+    )
     conversion_workers: int = Field(default=1, ge=1, le=16, description="Processes converting XLSForms.")
     conversion_timeout_seconds: float = Field(
         default=300.0, gt=0, description="An XLSForm conversion is stopped after this long."
@@ -78,7 +87,7 @@ class Settings(BaseSettings):
         default=2048, ge=256, description="Address-space limit of a conversion worker process."
     )
     conversion_wait_seconds: float = Field(
-        default=20.0,
+        default=50.0,
         ge=0,
         description="How long an upload waits for conversion before answering 202 with a handle.",
     )

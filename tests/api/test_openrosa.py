@@ -182,3 +182,16 @@ async def test_data_collectors_see_open_forms_and_viewers_see_all(
     assert (
         await client.post(f"/v1/projects/{pid}/forms/open_one/draft", headers=viewer.auth)
     ).status_code == 403
+
+
+async def test_form_list_errors_are_openrosa_envelopes(client: httpx.AsyncClient, admin: Person) -> None:
+    pid = await project(client, admin)
+    missing_header = await client.get(f"/v1/projects/{pid}/formList", headers=admin.auth)
+    assert missing_header.status_code == 400
+    assert missing_header.headers["x-openrosa-version"] == "1.0"
+    root = etree.fromstring(missing_header.content)
+    assert root.tag == "{http://openrosa.org/http/response}OpenRosaResponse"
+    assert root[0].get("nature") == "error"
+    bad_key = await client.get(f"/v1/key/{'k' * 64}/projects/{pid}/formList", headers=OR)
+    assert bad_key.status_code == 403
+    assert etree.fromstring(bad_key.content)[0].get("nature") == "error"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-
 from tests.conftest import Person
 
 
@@ -14,7 +13,9 @@ async def test_health_and_readiness_report_ok(client: httpx.AsyncClient) -> None
     assert ready.json() == {"status": "ready"}
 
 
-async def test_admin_logs_in_and_reads_current_user_with_verbs(client: httpx.AsyncClient, admin: Person) -> None:
+async def test_admin_logs_in_and_reads_current_user_with_verbs(
+    client: httpx.AsyncClient, admin: Person
+) -> None:
     response = await client.get("/v1/users/current", headers={**admin.auth, "X-Extended-Metadata": "true"})
     assert response.status_code == 200
     body = response.json()

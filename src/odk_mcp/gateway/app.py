@@ -23,6 +23,7 @@ from odk_mcp.gateway.middleware import (
 )
 from odk_mcp.kernel.actor import Actor
 from odk_mcp.services.forms.api import router as forms_router
+from odk_mcp.services.submissions.api import router as submissions_router
 from odk_mcp.services.users.api import router as users_router
 from odk_mcp.settings import Settings
 
@@ -31,6 +32,7 @@ def _attach(app: FastAPI, container: Container) -> None:
     app.state.container = container
     app.state.users = container.users
     app.state.forms = container.forms
+    app.state.submissions = container.submissions
     app.state.audit_log = container.audit_log
 
     async def resolve_actor(request: Request) -> Actor:
@@ -70,13 +72,16 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(health.router)
     app.include_router(users_router())
     app.include_router(forms_router())
+    app.include_router(submissions_router())
     app.include_router(audits_router)
 
     # Added innermost first: the request passes key-path → observability → rate → body limit.
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_json_body_bytes,
-        max_upload_bytes=max(settings.max_form_bytes, settings.max_attachment_bytes),
+        max_upload_bytes=max(
+            settings.max_form_bytes, settings.max_attachment_bytes, settings.max_submission_bytes
+        ),
     )
     if settings.rate_limit.strip():
         app.add_middleware(RateLimitMiddleware, limit=settings.rate_limit)

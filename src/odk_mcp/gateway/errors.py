@@ -7,16 +7,24 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from odk_mcp.kernel import problems
+from odk_mcp.kernel.openrosa import envelope, is_openrosa_path
 from odk_mcp.kernel.problems import Problem, ProblemType
 from odk_mcp.kernel.web import NUL_IN_TEXT
 
 log = structlog.get_logger("odk_mcp.errors")
+
+
+def render(request: Request, problem: Problem) -> Response:
+    """JSON everywhere, except the OpenRosa routes, which answer an OpenRosa envelope."""
+    if is_openrosa_path(request.url.path):
+        return envelope(problem.message, problem.status, nature="error", headers=problem.headers or None)
+    return problem_response(problem)
 
 
 def problem_response(problem: Problem) -> JSONResponse:
@@ -78,39 +86,40 @@ def _validation_problem(exc: RequestValidationError) -> Problem:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
+    async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
-        return problem_response(exc)
+        return render(request, exc)
 
-    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+    async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return problem_response(_validation_problem(exc))
+        return render(request, _validation_problem(exc))
 
-    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         kind = _HTTP_PROBLEMS.get(exc.status_code)
         if kind is not None:
             headers = dict(exc.headers or {})
             if exc.status_code == 405:
                 headers["Allow"] = _allowed_methods(request)
-            return problem_response(Problem(kind, headers=headers))
+            return render(request, Problem(kind, headers=headers))
         if exc.status_code == 400:
             # Starlette's own parse failures, e.g. a malformed multipart body.
-            return problem_response(Problem(problems.UNPARSEABLE, str(exc.detail), {"format": "request"}))
+            return render(request, Problem(problems.UNPARSEABLE, str(exc.detail), {"format": "request"}))
         return JSONResponse({"message": str(exc.detail), "code": float(exc.status_code)}, exc.status_code)
 
-    async def on_data_error(request: Request, exc: Exception) -> JSONResponse:
+    async def on_data_error(request: Request, exc: Exception) -> Response:
         # PostgreSQL refused a value (class 22: out of range, NUL in text, ...). Input
         # validation should have caught it first; this net keeps such input from being a 500.
         log.warning("database_rejected_value", error_type=type(getattr(exc, "orig", exc)).__name__)
-        return problem_response(
-            Problem(problems.UNEXPECTED_VALUE, "A value in the request cannot be stored or searched for.")
+        return render(
+            request,
+            Problem(problems.UNEXPECTED_VALUE, "A value in the request cannot be stored or searched for."),
         )
 
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
         # The observability middleware has logged it (with the request id) and answered
         # already; this is Starlette's last resort for anything outside that middleware.
-        return problem_response(Problem(problems.INTERNAL))
+        return render(request, Problem(problems.INTERNAL))
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)

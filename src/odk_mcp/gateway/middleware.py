@@ -25,7 +25,8 @@ from odk_mcp.kernel.problems import ProblemType
 access_log = structlog.get_logger("odk_mcp.access")
 error_log = structlog.get_logger("odk_mcp.errors")
 
-_KEY_PATH = re.compile(r"^/v1/key/([^/]+)(/.*)$")
+_KEY_PATH = re.compile(r"^/v1/(key|test)/([^/]+)(/.*)$")
+DRAFT_SCOPE = "odk.draft_token"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -39,7 +40,8 @@ async def send_problem(send: Send, kind: ProblemType, headers: dict[str, str] | 
 
 
 class KeyPathMiddleware:
-    """`/v1/key/{token}/rest` is served as `/v1/rest`, authenticated by the app-user token."""
+    """`/v1/key/{token}/rest` is served as `/v1/rest`, authenticated by the app-user token;
+    `/v1/test/{token}/rest` likewise, with the token of a form draft (draft testing)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -49,8 +51,8 @@ class KeyPathMiddleware:
             match = _KEY_PATH.match(scope["path"])
             if match is not None:
                 scope = dict(scope)
-                scope[KEY_SCOPE] = match.group(1)
-                scope["path"] = "/v1" + match.group(2)
+                scope[KEY_SCOPE if match.group(1) == "key" else DRAFT_SCOPE] = match.group(2)
+                scope["path"] = "/v1" + match.group(3)
                 scope["raw_path"] = scope["path"].encode()
         await self.app(scope, receive, send)
 

@@ -12,6 +12,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -21,6 +22,15 @@ class BlobRef:
     sha256: str
     md5: str
     size: int
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename durable: fsync the directory that holds the new name."""
+    dir_fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _valid(sha256: str) -> bool:
@@ -58,11 +68,31 @@ class FileBlobStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        dir_fd = os.open(target.parent, os.O_RDONLY)
+        _fsync_dir(target.parent)
+        return ref
+
+    def put_stream(self, source: BinaryIO, chunk_size: int = 1 << 20) -> BlobRef:
+        """Store a file-like object chunk by chunk (never whole in memory), durably."""
+        sha256, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
         try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            with os.fdopen(fd, "wb") as out:
+                while chunk := source.read(chunk_size):
+                    sha256.update(chunk)
+                    md5.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            ref = BlobRef(sha256.hexdigest(), md5.hexdigest(), size)
+            target = self.path(ref.sha256)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(target.parent)
         return ref
 
     def read(self, sha256: str) -> bytes:

@@ -127,3 +127,50 @@ NO_PUBLISHED_VERSION = _define(
 CONVERSION_LIMITS = _define(
     422.1, "conversionLimitsExceeded", "The XLSForm could not be converted within the time and memory limits."
 )
+
+# Submissions service.
+MISSING_MULTIPART_FIELD = _define(
+    400.7, "missingMultipartField", "Required multipart POST field xml_submission_file missing."
+)
+EXPECTED_DEPRECATION = _define(
+    400.19,
+    "expectedDeprecation",
+    "This PUT endpoint expects a deprecatedID metadata tag pointing at the current version instanceID.",
+)
+SUBMISSION_NOT_VALID = _define(400.42, "submissionNotValid", "The submission XML is not valid.")
+DEPRECATED_ID_NOT_FOUND = _define(
+    404.5,
+    "deprecatedIdNotFound",
+    "You tried to update a submission, but we can't find that submission to update.",
+)
+FORM_VERSION_NOT_FOUND = _define(
+    404.6, "formVersionNotFound", "The form version specified in this submission does not exist."
+)
+XML_CONFLICT = _define(
+    409.1,
+    "xmlConflict",
+    "A submission already exists with this ID, but with different XML. Resubmissions to attach additional"
+    " multimedia must resubmit an identical xml_submission_file.",
+)
+NOT_ACCEPTING_SUBMISSIONS = _define(
+    409.2,
+    "notAcceptingSubmissions",
+    "This form is not currently accepting submissions. Please talk to your program staff if this is"
+    " unexpected.",
+)
+INSTANCE_ID_CONFLICT = _define(
+    409.8,
+    "instanceIdConflict",
+    "You tried to update a submission, but the instanceID you provided already exists on this server.",
+)
+DEPRECATING_OLD_SUBMISSION = _define(
+    409.9,
+    "deprecatingOldSubmission",
+    "You tried to update a submission, but the copy you were editing is now out of date. Please get the new"
+    " version that has been submitted, and make your edits again.",
+)
+SUBMISSION_DELETED = _define(
+    409.16,
+    "submissionDeleted",
+    "A submission with this instanceID was deleted. Restore it, or submit with a new instanceID.",
+)

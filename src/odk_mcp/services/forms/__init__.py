@@ -11,6 +11,7 @@ from odk_mcp.services.forms.adapters.conversion import Converter
 from odk_mcp.services.forms.catalog import FormCatalog
 from odk_mcp.services.forms.domain.schema import Choice, Field, FormSchema
 from odk_mcp.services.forms.drafts import Drafts
+from odk_mcp.services.forms.lookup import FormLookup, FormTarget, TargetMiss
 from odk_mcp.services.forms.openrosa import Discovery
 from odk_mcp.services.forms.projects import FormCatalogue, Projects, ProjectView
 from odk_mcp.services.forms.uploads import FormUploads
@@ -35,6 +36,7 @@ class FormsService:
     drafts: Drafts
     uploads: FormUploads
     discovery: Discovery
+    lookup: FormLookup
     converter: Converter
     max_attachment_bytes: int
     public_url: str
@@ -76,6 +78,7 @@ def build_forms_service(
         drafts=drafts,
         uploads=uploads,
         discovery=Discovery(db, authorizer),
+        lookup=FormLookup(db),
         converter=converter,
         max_attachment_bytes=limits.max_attachment_bytes,
         public_url=public_url,
@@ -87,8 +90,11 @@ __all__ = [
     "Field",
     "FormCatalogue",
     "FormLimits",
+    "FormLookup",
     "FormSchema",
+    "FormTarget",
     "FormsService",
     "ProjectView",
+    "TargetMiss",
     "build_forms_service",
 ]

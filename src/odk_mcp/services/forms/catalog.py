@@ -3,6 +3,7 @@ restore). Drafts live in drafts.py, uploads and XLSForm conversion in uploads.py
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ class ParsedDefinition:
 
     xml: bytes
     schema: FormSchema
+    schema_json: dict[str, Any]  # serialised once: stored with the definition and in the event
     attachments: tuple[ExpectedAttachment, ...]
     md5: str
     sha256: str
@@ -76,6 +78,7 @@ def parse_definition(
     return ParsedDefinition(
         xml=xml,
         schema=schema,
+        schema_json=schema.to_json(),
         attachments=attachments,
         md5=hashlib.md5(xml, usedforsecurity=False).hexdigest(),
         sha256=hashlib.sha256(xml).hexdigest(),
@@ -83,6 +86,11 @@ def parse_definition(
         source_type=source[1] if source else None,
         itemsets=itemsets.encode() if itemsets is not None else None,
     )
+
+
+async def parse_off_loop(xml: bytes, max_bytes: int, **options: Any) -> ParsedDefinition:
+    """parse_definition in a worker thread: a large form must not stall other requests."""
+    return await anyio.to_thread.run_sync(functools.partial(parse_definition, xml, max_bytes, **options))
 
 
 def form_event(project_id: int, definition: ParsedDefinition, def_id: int) -> dict[str, Any]:
@@ -93,7 +101,7 @@ def form_event(project_id: int, definition: ParsedDefinition, def_id: int) -> di
         "version": definition.schema.version,
         "formDefId": def_id,
         "hash": definition.md5,
-        "schema": definition.schema.to_json(),
+        "schema": definition.schema_json,
     }
 
 
@@ -403,7 +411,7 @@ async def insert_definition(
                 xml=definition.xml,
                 md5=definition.md5,
                 sha256=definition.sha256,
-                schema=schema.to_json(),
+                schema=definition.schema_json,
                 source_sha256=definition.source_sha256,
                 source_type=definition.source_type,
                 created_at=func.now(),
@@ -414,7 +422,13 @@ async def insert_definition(
     ).scalar_one()
     rows = []
     for expected in definition.attachments:
-        values: dict[str, Any] = {"form_def_id": def_id, "name": expected.name, "type": expected.type}
+        values: dict[str, Any] = {
+            "form_def_id": def_id,
+            "name": expected.name,
+            "type": expected.type,
+            # Every row of one multi-row INSERT needs the same keys.
+            **dict.fromkeys(("blob_sha256", "blob_md5", "blob_size", "content_type", "updated_at")),
+        }
         previous = (carried or {}).get(expected.name)
         if previous is not None and previous["blob_sha256"] is not None:
             values.update(

@@ -24,7 +24,7 @@ from odk_mcp.services.forms.catalog import (
     ParsedDefinition,
     form_event,
     insert_definition,
-    parse_definition,
+    parse_off_loop,
 )
 from odk_mcp.services.forms.domain.schema import FormSchema
 from odk_mcp.services.forms.domain.versions import with_version
@@ -82,7 +82,7 @@ class Drafts:
                     raise Problem(problems.NOT_FOUND, "There is no published version to copy into a draft.")
                 published = await store.def_row(conn, form["current_def_id"])
                 assert published is not None
-                definition = parse_definition(bytes(published["xml"]), self._max_form_bytes)
+                definition = await parse_off_loop(bytes(published["xml"]), self._max_form_bytes)
             draft_id = await insert_definition(conn, form["id"], definition, publish=False, carried=carried)
             await conn.execute(
                 update(forms)
@@ -120,11 +120,12 @@ class Drafts:
                 raise Problem(problems.NOT_FOUND, "This form has no draft to publish.")
             draft = await store.def_row(conn, form["draft_def_id"])
             assert draft is not None
-            parsed = parse_definition(bytes(draft["xml"]), self._max_form_bytes)
+            parsed = await parse_off_loop(bytes(draft["xml"]), self._max_form_bytes)
             if version is not None:
-                parsed = parse_definition(
-                    with_version(parsed.xml, version, self._max_form_bytes), self._max_form_bytes
+                rewritten = await anyio.to_thread.run_sync(
+                    with_version, parsed.xml, version, self._max_form_bytes
                 )
+                parsed = await parse_off_loop(rewritten, self._max_form_bytes)
                 await conn.execute(
                     update(form_defs)
                     .where(form_defs.c.id == draft["id"])
@@ -133,7 +134,7 @@ class Drafts:
                         md5=parsed.md5,
                         sha256=parsed.sha256,
                         version=version,
-                        schema=parsed.schema.to_json(),
+                        schema=parsed.schema_json,
                     )
                 )
             clash = await conn.execute(

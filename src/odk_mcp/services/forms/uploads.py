@@ -32,7 +32,7 @@ from odk_mcp.services.forms.adapters.conversion import (
     Converter,
 )
 from odk_mcp.services.forms.adapters.tables import conversions, projects
-from odk_mcp.services.forms.catalog import FormCatalog, ParsedDefinition, parse_definition
+from odk_mcp.services.forms.catalog import FormCatalog, ParsedDefinition, parse_off_loop
 from odk_mcp.services.forms.drafts import Drafts
 from odk_mcp.services.forms.views import ConversionView, FormView
 
@@ -101,7 +101,7 @@ class FormUploads:
             self._authz.require(actor, "form.update", project_id, options.target_form)
         kind = media_type(content_type)
         if kind in XML_TYPES:
-            definition = parse_definition(body, self._catalog.max_form_bytes)
+            definition = await parse_off_loop(body, self._catalog.max_form_bytes)
             return await self._store(actor, project_id, definition, options, None)
         if kind not in SPREADSHEET_TYPES:
             raise Problem(
@@ -113,14 +113,15 @@ class FormUploads:
             raise Problem(
                 problems.XLSFORM_NOT_VALID, "The uploaded XLSForm is empty.", {"error": "empty body"}
             )
-        ref = await anyio.to_thread.run_sync(self._blobs.put, body)
-        conversion_id = uuid.uuid4()
-        async with self._db.transaction() as conn:
+        async with self._db.read() as conn:
             exists = await conn.execute(
                 select(projects.c.id).where(projects.c.id == project_id, projects.c.deleted_at.is_(None))
             )
             if exists.first() is None:
                 raise Problem(problems.NOT_FOUND)
+        ref = await anyio.to_thread.run_sync(self._blobs.put, body)
+        conversion_id = uuid.uuid4()
+        async with self._db.transaction() as conn:
             await conn.execute(
                 insert(conversions).values(
                     id=conversion_id,
@@ -164,7 +165,7 @@ class FormUploads:
                 raise Problem(
                     problems.XLSFORM_NOT_VALID, details={"error": result.error, "kind": result.error_kind}
                 )
-            definition = parse_definition(
+            definition = await parse_off_loop(
                 result.xform.encode("utf-8"),
                 self._catalog.max_form_bytes,
                 warnings=result.warnings,

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from odk_mcp.kernel.web import CurrentActor, parse_bool, success
 from odk_mcp.services.forms.api.deps import Forms, read_body
-from odk_mcp.services.forms.api.forms import FORM, fields_json, upload_response
+from odk_mcp.services.forms.api.forms import FORM, fallback_id, fields_json, upload_response
 from odk_mcp.services.forms.api.media import DRAFT_SCOPE, attachment_response, checked_name
 from odk_mcp.services.forms.api.openrosa import draft_attachment_by_token, draft_xml_by_token
 from odk_mcp.services.forms.domain.schema import FormSchema
@@ -37,7 +37,7 @@ async def create_draft(
     else:
         options = UploadOptions(
             ignore_warnings=parse_bool("ignoreWarnings", ignore_warnings, False),
-            fallback_id=fallback.strip() if fallback and fallback.strip() else None,
+            fallback_id=fallback_id(fallback),
             target_form=xml_form_id,
         )
         outcome = await forms.uploads.upload(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -58,6 +59,12 @@ def fields_json(schema: FormSchema) -> list[dict[str, Any]]:
     return out
 
 
+def fallback_id(header: str | None) -> str | None:
+    """The X-XlsForm-FormId-Fallback header; pyODK percent-encodes it (it is a file name)."""
+    value = unquote(header or "").strip()
+    return value or None
+
+
 def _version(raw: str) -> str:
     return "" if raw == EMPTY_VERSION else raw
 
@@ -75,7 +82,7 @@ async def create_form(
     options = UploadOptions(
         publish=parse_bool("publish", publish, False),
         ignore_warnings=parse_bool("ignoreWarnings", ignore_warnings, False),
-        fallback_id=fallback.strip() if fallback and fallback.strip() else None,
+        fallback_id=fallback_id(fallback),
     )
     body = await read_body(request, forms.catalog.max_form_bytes)
     outcome = await forms.uploads.upload(

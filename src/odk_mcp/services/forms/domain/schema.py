@@ -228,7 +228,8 @@ def schema_of(root: etree._Element) -> FormSchema:
             if is_repeat:
                 kind = "repeat"
             elif has_children or (
-                bind is None and ((control is not None and _local(control) == "group") or len(child.attrib) > 0)
+                bind is None
+                and ((control is not None and _local(control) == "group") or len(child.attrib) > 0)
             ):
                 # An empty group, or an element that only carries attributes (e.g. meta/entity).
                 kind = "structure"

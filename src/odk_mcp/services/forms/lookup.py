@@ -1,0 +1,125 @@
+"""Form lookup for other services: which form definition a submission targets, with its schema.
+
+Definitions never change once stored, so their parsed schemas are cached by definition id;
+the form's state and published versions are read fresh on every call (one indexed query).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from odk_mcp.kernel.db import Database
+from odk_mcp.kernel.tokens import hash_token
+from odk_mcp.services.forms.adapters.tables import form_defs, forms, projects
+from odk_mcp.services.forms.domain.schema import FormSchema
+
+
+@dataclass(frozen=True)
+class FormTarget:
+    form_id: int
+    project_id: int
+    xml_form_id: str
+    state: str
+    def_id: int
+    version: str
+    schema: FormSchema
+    draft: bool
+
+
+@dataclass(frozen=True)
+class TargetMiss:
+    """Why no definition matched: the form is unknown, or it has no such version."""
+
+    form_exists: bool
+
+
+class FormLookup:
+    def __init__(self, db: Database, cache_size: int = 512) -> None:
+        self._db = db
+        self._schemas: OrderedDict[int, FormSchema] = OrderedDict()
+        self._cache_size = cache_size
+
+    async def for_submission(
+        self, project_id: int, xml_form_id: str, version: str, draft: bool = False
+    ) -> FormTarget | TargetMiss:
+        """The published definition with that version (or the draft, when `draft`)."""
+        async with self._db.read() as conn:
+            form = (
+                await conn.execute(
+                    select(forms.c.id, forms.c.state, forms.c.current_def_id, forms.c.draft_def_id)
+                    .join(projects, projects.c.id == forms.c.project_id)
+                    .where(
+                        forms.c.project_id == project_id,
+                        forms.c.xml_form_id == xml_form_id,
+                        forms.c.deleted_at.is_(None),
+                        projects.c.deleted_at.is_(None),
+                    )
+                )
+            ).first()
+            if form is None:
+                return TargetMiss(form_exists=False)
+            stmt = select(form_defs.c.id, form_defs.c.version).where(
+                form_defs.c.form_id == form.id, form_defs.c.version == version
+            )
+            if draft:
+                stmt = stmt.where(form_defs.c.id == form.draft_def_id)
+            else:
+                stmt = stmt.where(form_defs.c.published_at.is_not(None))
+            found = (await conn.execute(stmt)).first()
+            if found is None:
+                return TargetMiss(form_exists=True)
+            schema = self._schemas.get(found.id)
+            if schema is None:
+                raw = (
+                    await conn.execute(select(form_defs.c.schema).where(form_defs.c.id == found.id))
+                ).scalar_one()
+                schema = FormSchema.from_json(raw)
+                self._remember(found.id, schema)
+        return FormTarget(
+            form_id=form.id,
+            project_id=project_id,
+            xml_form_id=xml_form_id,
+            state=form.state,
+            def_id=found.id,
+            version=found.version,
+            schema=schema,
+            draft=draft,
+        )
+
+    async def live_form_id(self, project_id: int, xml_form_id: str) -> int | None:
+        """The numeric id of the live form with that xmlFormId in a live project."""
+        async with self._db.read() as conn:
+            found: int | None = (
+                await conn.execute(
+                    select(forms.c.id)
+                    .join(projects, projects.c.id == forms.c.project_id)
+                    .where(
+                        forms.c.project_id == project_id,
+                        forms.c.xml_form_id == xml_form_id,
+                        forms.c.deleted_at.is_(None),
+                        projects.c.deleted_at.is_(None),
+                    )
+                )
+            ).scalar_one_or_none()
+        return found
+
+    def _remember(self, def_id: int, schema: FormSchema) -> None:
+        self._schemas[def_id] = schema
+        while len(self._schemas) > self._cache_size:
+            self._schemas.popitem(last=False)
+
+    async def draft_token_matches(self, project_id: int, xml_form_id: str, token: str) -> bool:
+        async with self._db.read() as conn:
+            stored = (
+                await conn.execute(
+                    select(forms.c.draft_token_hash).where(
+                        forms.c.project_id == project_id,
+                        forms.c.xml_form_id == xml_form_id,
+                        forms.c.deleted_at.is_(None),
+                    )
+                )
+            ).scalar_one_or_none()
+        return stored is not None and stored == hash_token(token)

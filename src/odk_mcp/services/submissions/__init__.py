@@ -1,0 +1,48 @@
+"""The submissions service: receiving, storing and managing submissions (public surface)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from odk_mcp.infra.blobs import FileBlobStore
+from odk_mcp.kernel.access import Authorizer
+from odk_mcp.kernel.db import Database
+from odk_mcp.services.forms import FormLookup
+from odk_mcp.services.submissions.receiving import IncomingFile, Receiver, ReceiveSubmission
+from odk_mcp.services.submissions.records import ListFilter, Records
+from odk_mcp.services.submissions.views import Receipt, SubmissionView
+
+
+@dataclass(frozen=True)
+class SubmissionsService:
+    receiver: Receiver
+    records: Records
+    max_xml_bytes: int
+    max_submission_bytes: int
+
+
+def build_submissions_service(
+    db: Database,
+    authorizer: Authorizer,
+    lookup: FormLookup,
+    blobs: FileBlobStore,
+    max_xml_bytes: int,
+    max_submission_bytes: int,
+) -> SubmissionsService:
+    return SubmissionsService(
+        receiver=Receiver(db, authorizer, lookup, blobs, max_xml_bytes),
+        records=Records(db, authorizer, lookup, blobs),
+        max_xml_bytes=max_xml_bytes,
+        max_submission_bytes=max_submission_bytes,
+    )
+
+
+__all__ = [
+    "IncomingFile",
+    "ListFilter",
+    "Receipt",
+    "ReceiveSubmission",
+    "SubmissionView",
+    "SubmissionsService",
+    "build_submissions_service",
+]

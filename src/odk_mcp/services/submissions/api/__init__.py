@@ -1,0 +1,12 @@
+"""HTTP routers of the submissions service."""
+
+from fastapi import APIRouter
+
+from odk_mcp.services.submissions.api import openrosa, rest
+
+
+def router() -> APIRouter:
+    api = APIRouter()
+    for module in (openrosa, rest):
+        api.include_router(module.router)
+    return api
