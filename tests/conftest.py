@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +35,15 @@ def in_ci() -> bool:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "pgdata")
+def pg_server() -> Iterator[EmbeddedPostgres]:
+    # Not under pytest's tmp_path: pytest prunes old run folders there, which would pull the
+    # cluster from under another test run going on at the same time on this machine.
+    home = Path(tempfile.mkdtemp(prefix="odk-mcp-test-pg-"))
+    server = EmbeddedPostgres(home / "pgdata")
     server.start()
     yield server
     server.stop()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def _admin_conninfo(server: EmbeddedPostgres) -> str:

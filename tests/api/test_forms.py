@@ -234,3 +234,16 @@ async def test_bad_uploads_are_refused_and_store_nothing(
     assert response.status_code == status, response.text
     assert response.json()["code"] == code
     assert (await client.get(f"/v1/projects/{pid}/forms", headers=admin.auth)).json() == []
+
+
+async def test_a_form_created_as_a_draft_answers_its_draft_token(
+    client: httpx.AsyncClient, admin: Person
+) -> None:
+    pid = await project(client, admin)
+    created = await upload(client, admin, pid, xform(), XML)
+    token = created.json()["draftToken"]
+    assert len(token) >= 64
+    listing = await client.get(
+        f"/v1/test/{token}/projects/{pid}/forms/simple/draft/formList", headers={"X-OpenRosa-Version": "1.0"}
+    )
+    assert listing.status_code == 200

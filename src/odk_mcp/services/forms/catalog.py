@@ -21,6 +21,7 @@ from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.actor import Actor
 from odk_mcp.kernel.db import Database
 from odk_mcp.kernel.problems import Problem
+from odk_mcp.kernel.tokens import hash_token, new_token
 from odk_mcp.services.forms.adapters import store
 from odk_mcp.services.forms.adapters.tables import form_attachments, form_defs, forms, projects
 from odk_mcp.services.forms.domain.attachments import ExpectedAttachment, safe_name
@@ -188,10 +189,18 @@ class FormCatalog:
                 )
             ).scalar_one()
             def_id = await insert_definition(conn, form_id, definition, publish)
+            # A form created as a draft can be tested on a device at once (as in Central).
+            draft_token = None if publish else new_token()
             await conn.execute(
                 update(forms)
                 .where(forms.c.id == form_id)
-                .values(**({"current_def_id": def_id} if publish else {"draft_def_id": def_id}))
+                .values(
+                    **(
+                        {"current_def_id": def_id}
+                        if publish
+                        else {"draft_def_id": def_id, "draft_token_hash": hash_token(draft_token or "")}
+                    )
+                )
             )
             await record_audit(
                 conn,
@@ -211,7 +220,7 @@ class FormCatalog:
                 await also(conn, xml_form_id)
             row = await store.live_form(conn, project_id, xml_form_id)
         assert row is not None
-        return FormView.from_row(row)
+        return FormView.from_row(row, draft_token=draft_token)
 
     async def store_itemsets(self, definition: ParsedDefinition) -> None:
         if definition.itemsets is not None:

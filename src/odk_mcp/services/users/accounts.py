@@ -77,6 +77,10 @@ class Accounts:
     async def login(self, email: str, password: str, client_ip: str | None) -> SessionView:
         actor = await self._authenticator.verify_password(email, password, client_ip)
         async with self._db.transaction() as conn:
+            # Each login sweeps the user's expired sessions, so they do not pile up.
+            await conn.execute(
+                sessions.delete().where(sessions.c.actor_id == actor.id, sessions.c.expires_at <= func.now())
+            )
             session = await create_session(conn, actor.id, self._ttl)
             await record_audit(conn, actor, "user.session.create", "actor", actor.id)
         return session
