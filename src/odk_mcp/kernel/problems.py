@@ -169,6 +169,11 @@ DEPRECATING_OLD_SUBMISSION = _define(
     "You tried to update a submission, but the copy you were editing is now out of date. Please get the new"
     " version that has been submitted, and make your edits again.",
 )
+LAST_ADMINISTRATOR = _define(
+    409.17,
+    "lastAdministrator",
+    "That would leave the server without an administrator. Make someone else an administrator first.",
+)
 SUBMISSION_DELETED = _define(
     409.16,
     "submissionDeleted",

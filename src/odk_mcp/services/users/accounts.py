@@ -273,6 +273,7 @@ class Accounts:
             await conn.execute(update(actors).where(actors.c.id == user_id).values(deleted_at=func.now()))
             await store.end_sessions(conn, user_id)
             await conn.execute(assignments.delete().where(assignments.c.actor_id == user_id))
+            await store.keep_an_administrator(conn)
             await record_audit(conn, actor, "user.delete", "actor", user_id)
 
     async def promote(self, actor: Actor, email: str) -> None:

@@ -161,6 +161,8 @@ class Assignments:
             )
             if result.rowcount == 0:
                 raise Problem(problems.NOT_FOUND)
+            if role.id == roles.ADMIN.id and scope.kind == "site":
+                await store.keep_an_administrator(conn)
             await _audit(conn, actor, "assignment.delete", scope, actor_id, role.id)
 
 

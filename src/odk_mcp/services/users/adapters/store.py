@@ -9,7 +9,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from odk_mcp.kernel import problems
 from odk_mcp.kernel.actor import Grant
+from odk_mcp.kernel.problems import Problem
 from odk_mcp.services.users.adapters.tables import actors, assignments, sessions
 
 # The actor and all of its grants in one round trip: authentication is on every request.
@@ -117,3 +119,20 @@ async def insert_assignment(
         .returning(assignments.c.id)
     )
     return (await conn.execute(stmt)).first() is not None
+
+
+async def keep_an_administrator(conn: AsyncConnection) -> None:
+    """Refuse (409.17) a change that left no live sitewide administrator; call it after the change,
+    inside the same transaction. Admin assignments are locked first so two concurrent removals
+    cannot both pass."""
+    await conn.execute(text("LOCK TABLE users.assignments IN SHARE ROW EXCLUSIVE MODE"))
+    remaining = (
+        await conn.execute(
+            text(
+                "SELECT count(*) FROM users.assignments g JOIN users.actors a ON a.id = g.actor_id"
+                " WHERE g.role_id = 1 AND g.project_id IS NULL AND a.deleted_at IS NULL"
+            )
+        )
+    ).scalar_one()
+    if remaining == 0:
+        raise Problem(problems.LAST_ADMINISTRATOR)
