@@ -30,7 +30,7 @@ from functools import cache, lru_cache
 from operator import ge, gt, le, lt
 from typing import Any, NoReturn, TypeGuard
 
-import re2  # type: ignore[import-untyped]
+import re2
 from lark import Lark, Token, Tree
 from lark.exceptions import LarkError
 from lxml import etree
