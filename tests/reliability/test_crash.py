@@ -255,9 +255,7 @@ def site(tmp_path: Path) -> Iterator[list[Server]]:
                 server.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 kill_process_group(server)
-    # Needed even after a clean stop of the restarted server: the killed server's pid stays in
-    # pgdata/.handle_pids.json, so the restarted one is not the "last handle" and leaves
-    # PostgreSQL running when it exits.
+    # Only needed when the test failed before the restarted server's clean stop.
     stop_postgres((tmp_path / "data" / "pgdata").resolve())
 
 
@@ -461,6 +459,13 @@ def test_sigkill_under_load_loses_no_acknowledged_submission(tmp_path: Path, sit
 
     assert not recorder.server_errors, recorder.server_errors[:5]
     assert again.stop() == 0, again.log_text()
+    # The restart forgot the killed server's handle on PostgreSQL, so this clean exit, the last
+    # handle's, stopped PostgreSQL too.
+    deadline = time.monotonic() + 10
+    while postgres_processes(pgdata) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert postgres_processes(pgdata) == [], "PostgreSQL left running after the restarted server's exit"
+    assert not (pgdata / "postmaster.pid").exists(), "PostgreSQL did not shut down cleanly"
     print(
         f"setup {setup_seconds:.1f} s, load {load_seconds:.1f} s, total {time.monotonic() - started:.1f} s; "
         f"{len(attempts)} posts: {len(acked)} acknowledged, {len(lost)} cut off "
