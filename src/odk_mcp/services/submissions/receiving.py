@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import anyio
+from lxml import etree
 from sqlalchemy import func, insert, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
@@ -40,6 +41,7 @@ from odk_mcp.services.submissions.domain.envelope import (
     read_data,
     read_envelope,
 )
+from odk_mcp.services.submissions.domain.validation import evaluate_rules
 from odk_mcp.services.submissions.views import Receipt
 
 
@@ -70,6 +72,7 @@ class Parsed:
     reading: Reading
     instance_id: str
     sha256: str
+    findings: list[dict[str, str]]
 
 
 class Receiver:
@@ -138,13 +141,14 @@ class Receiver:
             raise Problem(problems.NOT_FOUND, f"There is no form {envelope.xml_form_id} in this project.")
         if target.state == "closed" and not command.draft:
             raise Problem(problems.NOT_ACCEPTING_SUBMISSIONS)
-        reading = read_data(envelope.root, target.schema)
+        reading, findings = await anyio.to_thread.run_sync(_read, envelope, target)
         instance_id = envelope.instance_id or new_instance_id()
         if envelope.instance_id is None:
             reading.flags.append(
                 {"path": "/meta/instanceID", "rule": "generated", "detail": "assigned by server"}
             )
-        return Parsed(envelope, target, reading, instance_id, hashlib.sha256(command.xml).hexdigest())
+        sha256 = hashlib.sha256(command.xml).hexdigest()
+        return Parsed(envelope, target, reading, instance_id, sha256, findings)
 
     async def _store_media(
         self, parsed: Parsed, files: list[IncomingFile]
@@ -359,6 +363,7 @@ class Receiver:
                     xml_sha256=parsed.sha256,
                     data=parsed.reading.data,
                     flags=parsed.reading.flags,
+                    findings=parsed.findings,
                     current=True,
                     submitter_id=_actor_id(actor),
                     device_id=command.device_id,
@@ -392,6 +397,14 @@ class Receiver:
 EMPTY_BLOB: dict[str, Any] = dict.fromkeys(
     ("blob_sha256", "blob_md5", "blob_size", "content_type", "updated_at")
 )
+
+
+def _read(envelope: Envelope, target: FormTarget) -> tuple[Reading, list[dict[str, str]]]:
+    """Typed data and rule findings (CPU work, run off the event loop)."""
+    reading = read_data(envelope.root, target.schema)
+    now = utcnow()
+    root_name = etree.QName(envelope.root).localname
+    return reading, evaluate_rules(root_name, reading.data, target.schema, now.date(), now)
 
 
 def _actor_id(actor: Actor) -> int | None:

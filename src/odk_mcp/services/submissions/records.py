@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import anyio
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, true, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -173,7 +173,40 @@ class Records:
     ) -> Any:
         rows = await self.version_rows(actor, project_id, xml_form_id, instance_id, draft)
         current = next(r for r in rows if r["current"])
-        return {"data": current["data"], "flags": current["flags"]}
+        return {"data": current["data"], "flags": current["flags"], "findings": current["findings"]}
+
+    async def form_findings(
+        self,
+        actor: Actor,
+        project_id: int,
+        xml_form_id: str,
+        draft: bool,
+        outcome: str | None = None,
+        limit: int = 1000,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Rule findings of the current versions of a form's live submissions, newest first."""
+        form_id = await self._form(actor, "submission.read", project_id, xml_form_id)
+        finding = func.jsonb_array_elements(versions.c.findings).table_valued("value").render_derived("f")
+        stmt = (
+            select(submissions.c.instance_id, versions.c.instance_id.label("version_id"), finding.c.value)
+            .select_from(submissions)
+            .join(versions, versions.c.id == submissions.c.current_version_id)
+            .join(finding, true())
+            .where(
+                submissions.c.form_id == form_id,
+                submissions.c.draft == draft,
+                submissions.c.deleted_at.is_(None),
+            )
+            .order_by(submissions.c.created_at.desc(), submissions.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        if outcome is not None:
+            stmt = stmt.where(finding.c.value.op("->>")("outcome") == outcome)
+        async with self._db.read() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [{"instanceId": r.instance_id, "versionInstanceId": r.version_id, **r.value} for r in rows]
 
     # -- attachments ----------------------------------------------------------------------
     async def attachments(

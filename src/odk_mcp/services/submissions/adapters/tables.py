@@ -53,6 +53,7 @@ versions = Table(
     Column("xml_sha256", Text, nullable=False),
     Column("data", JSONB, nullable=False),
     Column("flags", JSONB, nullable=False),
+    Column("findings", JSONB, nullable=False),
     Column("current", Boolean, nullable=False),
     Column("submitter_id", Integer),
     Column("device_id", Text),

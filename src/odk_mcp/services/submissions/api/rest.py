@@ -253,10 +253,24 @@ def _routes(prefix: str, draft: bool) -> None:
             actor, project_id, xml_form_id, instance_id, draft, body.body
         )
 
+    async def findings(
+        project_id: int,
+        xml_form_id: str,
+        actor: CurrentActor,
+        service: Submissions,
+        outcome: str | None = Query(default=None, pattern="^(violated|not-evaluated)$"),
+        limit: int = Query(default=1000, ge=1, le=10_000),
+        offset: int = Query(default=0, ge=0),
+    ) -> list[dict[str, Any]]:
+        return await service.records.form_findings(
+            actor, project_id, xml_form_id, draft, outcome, limit, offset
+        )
+
     tag = "draft submissions" if draft else "submissions"
     add = router.add_api_route
     add(base, create, methods=["POST"], tags=[tag], name=f"{tag} create")
     add(base, list_all, methods=["GET"], tags=[tag], name=f"{tag} list")
+    add(prefix + "/findings", findings, methods=["GET"], tags=[tag], name=f"{tag} findings")
     add(one + ".xml", xml, methods=["GET"], tags=[tag], name=f"{tag} xml")
     add(one, get, methods=["GET"], tags=[tag], name=f"{tag} get")
     add(one + "/data", data, methods=["GET"], tags=[tag], name=f"{tag} data")
