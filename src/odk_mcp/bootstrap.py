@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import anyio
 
-from odk_mcp.events import AuditLog
+from odk_mcp.events import AuditLog, Backoff, ConsumerRegistry, Deliveries, EventWorker
 from odk_mcp.infra import migrations
 from odk_mcp.infra.blobs import FileBlobStore
 from odk_mcp.infra.embedded_postgres import EmbeddedPostgres
@@ -33,12 +33,19 @@ class Container:
     forms: FormsService
     submissions: SubmissionsService
     audit_log: AuditLog
+    consumers: ConsumerRegistry
+    deliveries: Deliveries
+    worker: EventWorker
 
     async def start(self) -> None:
-        """Background duties of a serving process (resuming interrupted conversions)."""
+        """Background duties of a serving process (resuming interrupted conversions, and the
+        event worker unless it runs in separate `odk-mcp worker` processes)."""
         await self.forms.start()
+        if self.settings.worker_in_process:
+            self.worker.start()
 
     async def close(self) -> None:
+        await self.worker.stop()
         await self.forms.stop()
         await self.db.dispose()
 
@@ -78,6 +85,8 @@ def build_container(settings: Settings, database_url: str) -> Container:
         login_limit_per_ip=settings.login_limit_per_ip,
         sealer=Sealer(secret_key(settings)),
     )
+    # Each service's event consumers join this registry as services grow them (docs/events.md).
+    consumers = ConsumerRegistry(())
     return Container(
         settings=settings,
         db=db,
@@ -85,6 +94,21 @@ def build_container(settings: Settings, database_url: str) -> Container:
         forms=forms,
         submissions=submissions,
         audit_log=AuditLog(db, users.policy),
+        consumers=consumers,
+        deliveries=Deliveries(db, users.policy),
+        worker=build_event_worker(settings, db, consumers),
+    )
+
+
+def build_event_worker(settings: Settings, db: Database, consumers: ConsumerRegistry) -> EventWorker:
+    return EventWorker(
+        db,
+        consumers,
+        batch_size=settings.worker_batch_size,
+        lease_seconds=settings.worker_lease_seconds,
+        max_attempts=settings.worker_max_attempts,
+        backoff=Backoff(base_seconds=settings.worker_backoff_seconds),
+        poll_seconds=settings.worker_poll_seconds,
     )
 
 
@@ -109,6 +133,8 @@ async def open_container(settings: Settings, migrate: bool | None = None) -> Asy
             await anyio.to_thread.run_sync(migrations.upgrade, url)
         container = build_container(settings, url)
         try:
+            # Before anything can emit: events are delivered to consumers subscribed at the time.
+            await container.consumers.sync(container.db)
             yield container
         finally:
             await container.close()

@@ -1,4 +1,4 @@
-"""The `odk-mcp` command: serve, migrate, user management, version."""
+"""The `odk-mcp` command: serve, worker, migrate, user management, event deliveries, version."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 app = typer.Typer(help="odk-mcp: a field data-collection server for the ODK ecosystem.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage web users from the server machine.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+events_app = typer.Typer(help="Event deliveries to consumers (see docs/events.md).", no_args_is_help=True)
+app.add_typer(events_app, name="events")
 
 T = TypeVar("T")
 
@@ -119,6 +121,45 @@ def serve(
         proxy_headers=False,
         server_header=False,
     )
+
+
+@app.command()
+def worker(data_dir: DataDir = None) -> None:
+    """Run only the event worker, until SIGTERM/SIGINT (scaled deployments; see docs/events.md)."""
+    from odk_mcp.bootstrap import Container
+
+    async def work(container: Container) -> None:
+        async def stop_on_signal() -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for _ in signals:
+                    await container.worker.stop()
+                    return
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(stop_on_signal)
+            await container.worker.run_forever()
+            tasks.cancel_scope.cancel()
+
+    _run(_settings(data_dir), work)
+
+
+@events_app.command("redrive")
+def events_redrive(
+    consumer: Annotated[str | None, typer.Option(help="Only this consumer's deliveries.")] = None,
+    dead_only: Annotated[
+        bool, typer.Option("--dead-only", help="Leave retries that wait out their backoff alone.")
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Retry dead deliveries from scratch (and, unless --dead-only, waiting retries now)."""
+    from odk_mcp.bootstrap import Container
+    from odk_mcp.kernel.actor import SYSTEM
+
+    async def work(container: Container) -> int:
+        return await container.deliveries.redrive(SYSTEM, consumer=consumer, dead_only=dead_only)
+
+    moved = _run(_settings(data_dir), work)
+    typer.echo(f"{moved} deliveries back to pending")
 
 
 @app.command()

@@ -106,6 +106,27 @@ class Settings(BaseSettings):
     run_migrations_on_start: bool = Field(
         default=True, description="Apply database migrations when the server starts."
     )
+    worker_in_process: bool = Field(
+        default=True,
+        description="Run the event worker inside `odk-mcp serve` (false: only `odk-mcp worker` processes).",
+    )
+    worker_batch_size: int = Field(
+        default=20, ge=1, le=1000, description="Event deliveries a worker claims at a time."
+    )
+    worker_max_attempts: int = Field(
+        default=8, ge=1, le=100, description="Attempts before a failing event delivery is dead."
+    )
+    worker_lease_seconds: float = Field(
+        default=120.0,
+        ge=1,
+        description="Time a consumer has for one delivery; a crashed worker's claims are retried after it.",
+    )
+    worker_backoff_seconds: float = Field(
+        default=5.0, ge=0, description="Delay before the first retry; doubles per attempt (capped at 1 h)."
+    )
+    worker_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often an idle worker looks for due deliveries without a NOTIFY."
+    )
 
     @property
     def embedded(self) -> bool:

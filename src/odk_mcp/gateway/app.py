@@ -11,6 +11,8 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from odk_mcp import __version__
 from odk_mcp.bootstrap import Container, open_container
 from odk_mcp.events.api import router as audits_router
+from odk_mcp.events.api_system import router as events_router
+from odk_mcp.events.metrics import DeliveryMetrics
 from odk_mcp.gateway import health
 from odk_mcp.gateway.credentials import credentials_from
 from odk_mcp.gateway.errors import install_error_handlers
@@ -34,6 +36,7 @@ def _attach(app: FastAPI, container: Container) -> None:
     app.state.forms = container.forms
     app.state.submissions = container.submissions
     app.state.audit_log = container.audit_log
+    app.state.deliveries = container.deliveries
 
     async def resolve_actor(request: Request) -> Actor:
         creds = await credentials_from(request)
@@ -68,12 +71,14 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     if container is not None:
         _attach(app, container)
     app.state.metrics = Metrics()
+    app.state.delivery_metrics = DeliveryMetrics(app.state.metrics.registry)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(users_router())
     app.include_router(forms_router())
     app.include_router(submissions_router())
     app.include_router(audits_router)
+    app.include_router(events_router)
 
     # Added innermost first: the request passes key-path → observability → rate → body limit.
     app.add_middleware(
