@@ -72,3 +72,18 @@ def parse_bool(name: str, value: str | None, default: bool) -> bool:
 
 def success() -> dict[str, bool]:
     return {"success": True}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """A raw request body, refused with 413.1 past `limit` (declared or streamed)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise Problem(problems.PAYLOAD_TOO_LARGE, details={"limit": limit})
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(problems.PAYLOAD_TOO_LARGE, details={"limit": limit})
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from odk_mcp.kernel.web import CurrentActor, parse_bool, success
-from odk_mcp.services.forms.api.deps import Forms, read_body
+from odk_mcp.kernel.web import CurrentActor, parse_bool, read_body, success
+from odk_mcp.services.forms.api.deps import Forms
 from odk_mcp.services.forms.api.forms import FORM, fallback_id, fields_json, upload_response
 from odk_mcp.services.forms.api.media import DRAFT_SCOPE, attachment_response, checked_name
 from odk_mcp.services.forms.api.openrosa import draft_attachment_by_token, draft_xml_by_token

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict
 
 from odk_mcp.kernel import problems
 from odk_mcp.kernel.problems import Problem
-from odk_mcp.kernel.web import CurrentActor, parse_bool, success
-from odk_mcp.services.forms.api.deps import Forms, read_body
+from odk_mcp.kernel.web import CurrentActor, parse_bool, read_body, success
+from odk_mcp.services.forms.api.deps import Forms
 from odk_mcp.services.forms.domain.schema import FormSchema
 from odk_mcp.services.forms.uploads import UploadOptions
 from odk_mcp.services.forms.views import ConversionView, FormView

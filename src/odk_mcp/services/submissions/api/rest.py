@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from odk_mcp.kernel import problems
 from odk_mcp.kernel.problems import Problem
-from odk_mcp.kernel.web import CurrentActor, parse_bool, success
+from odk_mcp.kernel.web import CurrentActor, parse_bool, read_body, success
 from odk_mcp.services.submissions.api.deps import Submissions
 from odk_mcp.services.submissions.receiving import ReceiveSubmission
 from odk_mcp.services.submissions.records import ListFilter
@@ -25,13 +25,7 @@ async def _xml_body(request: Request, service: Any) -> bytes:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in XML_TYPES:
         raise Problem(problems.UNSUPPORTED_MEDIA_TYPE, "Send the submission XML as application/xml.")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > service.max_xml_bytes:
-            raise Problem(problems.PAYLOAD_TOO_LARGE, details={"limit": service.max_xml_bytes})
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_body(request, service.max_xml_bytes)
 
 
 class ReviewBody(BaseModel):
@@ -207,12 +201,7 @@ def _routes(prefix: str, draft: bool) -> None:
         actor: CurrentActor,
         service: Submissions,
     ) -> dict[str, bool]:
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > service.max_submission_bytes:
-                raise Problem(problems.PAYLOAD_TOO_LARGE, details={"limit": service.max_submission_bytes})
-            chunks.append(chunk)
+        data = await read_body(request, service.max_submission_bytes)
         await service.records.put_attachment(
             actor,
             project_id,
@@ -220,7 +209,7 @@ def _routes(prefix: str, draft: bool) -> None:
             instance_id,
             draft,
             name,
-            b"".join(chunks),
+            data,
             request.headers.get("content-type"),
         )
         return success()
