@@ -120,6 +120,9 @@ def serve(
         access_log=False,
         proxy_headers=False,
         server_header=False,
+        # One Date header on every response, added by the gateway (ObservabilityMiddleware) so
+        # that ASGI tests see the same headers as the served app.
+        date_header=False,
     )
 
 

@@ -214,6 +214,15 @@ def test_serve_users_projects_sigterm_and_restart_keep_everything(
         assert project.status_code == 200, project.text
         project_id = project.json()["id"]
 
+        # Load balancers probe with HEAD; every response carries exactly one Date header,
+        # OpenRosa ones included (they set their own).
+        probe = http.head("/healthz")
+        assert probe.status_code == 200
+        openrosa = http.head(f"/v1/projects/{project_id}/submission", headers=admin)
+        assert openrosa.status_code == 204
+        for response in (probe, openrosa, me):
+            assert len(response.headers.get_list("date")) == 1, response.headers
+
     # SIGTERM: a clean exit, PostgreSQL stopped with it.
     assert server.stop() == 0, server.log_text()
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in postmaster)

@@ -11,7 +11,7 @@ from odk_mcp.kernel import problems
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+@router.api_route("/healthz", methods=["GET", "HEAD"])
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 

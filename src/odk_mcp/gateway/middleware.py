@@ -8,6 +8,8 @@ import json
 import re
 import time
 import uuid
+from email.utils import formatdate
+from functools import lru_cache
 from typing import Any
 
 import structlog
@@ -86,8 +88,19 @@ def _route_of(scope: Scope) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
+def http_date() -> bytes:
+    """The current time as an HTTP Date header value (RFC 9110)."""
+    return _http_date(int(time.time()))
+
+
+@lru_cache(maxsize=2)
+def _http_date(second: int) -> bytes:
+    return formatdate(second, usegmt=True).encode()
+
+
 class ObservabilityMiddleware:
-    """Request id (X-Request-Id in and out), Prometheus metrics and one access-log line.
+    """Request id (X-Request-Id in and out), the Date header, Prometheus metrics and one
+    access-log line.
 
     The access log names the route template, never the raw path or query, so tokens in
     `/v1/key/{token}/…` or `?st=` never reach the logs.
@@ -110,7 +123,10 @@ class ObservabilityMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                if not any(name.lower() == b"date" for name, _ in headers):
+                    headers.append((b"date", http_date()))
+                message["headers"] = headers
             await send(message)
 
         structlog.contextvars.bind_contextvars(request_id=request_id)
