@@ -15,8 +15,9 @@ import anyio
 
 from odk_mcp.events import AuditLog, Backoff, ConsumerRegistry, Deliveries, EventWorker
 from odk_mcp.infra import migrations
-from odk_mcp.infra.blobs import FileBlobStore
+from odk_mcp.infra.blobs import BlobStore, FileBlobStore
 from odk_mcp.infra.embedded_postgres import EmbeddedPostgres
+from odk_mcp.infra.s3_blobs import S3BlobStore, S3Location
 from odk_mcp.infra.sealing import Sealer, load_or_create_key
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.forms import FormLimits, FormsService, build_forms_service
@@ -29,6 +30,7 @@ from odk_mcp.settings import Settings
 class Container:
     settings: Settings
     db: Database
+    blobs: BlobStore
     users: UsersService
     forms: FormsService
     submissions: SubmissionsService
@@ -40,6 +42,8 @@ class Container:
     async def start(self) -> None:
         """Background duties of a serving process (resuming interrupted conversions, and the
         event worker unless it runs in separate `odk-mcp worker` processes)."""
+        if isinstance(self.blobs, S3BlobStore):
+            await anyio.to_thread.run_sync(self.blobs.check)
         await self.forms.start()
         if self.settings.worker_in_process:
             self.worker.start()
@@ -57,6 +61,20 @@ def secret_key(settings: Settings) -> bytes:
     return load_or_create_key(settings.data_dir / "secret.key")
 
 
+def build_blob_store(settings: Settings) -> BlobStore:
+    """Local files (default) or an S3-compatible bucket, per `ODK_MCP_BLOB_STORE`."""
+    if settings.blob_store.startswith("s3://"):
+        secret = settings.s3_secret_access_key
+        return S3BlobStore(
+            S3Location.parse(settings.blob_store),
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=secret.get_secret_value() if secret is not None else None,
+        )
+    return FileBlobStore(settings.blobs)
+
+
 def build_container(settings: Settings, database_url: str) -> Container:
     """Wire the services over a database URL (no I/O happens here)."""
     db = Database(database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
@@ -70,7 +88,7 @@ def build_container(settings: Settings, database_url: str) -> Container:
         conversion_wait_seconds=settings.conversion_wait_seconds,
         max_unzipped_bytes=settings.max_unzipped_bytes,
     )
-    blobs = FileBlobStore(settings.blobs)
+    blobs = build_blob_store(settings)
     forms = build_forms_service(db, policy, blobs, limits, settings.public_url)
     submissions = build_submissions_service(
         db, policy, forms.lookup, blobs, settings.max_submission_xml_bytes, settings.max_submission_bytes
@@ -90,6 +108,7 @@ def build_container(settings: Settings, database_url: str) -> Container:
     return Container(
         settings=settings,
         db=db,
+        blobs=blobs,
         users=users,
         forms=forms,
         submissions=submissions,

@@ -62,6 +62,23 @@ class Settings(BaseSettings):
         default=None,
         description="Where blobs (attachments, uploaded XLSForms) live; default <data_dir>/blobs.",
     )
+    blob_store: str = Field(
+        default="",
+        validation_alias=AliasChoices("ODK_MCP_BLOB_STORE", "BLOB_STORE"),
+        pattern=r"^(|file|s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[\w.\-/]*)?)$",
+        description="Blob backend: empty or 'file' (blob_dir on local disk) or 's3://bucket[/prefix]'"
+        " (any S3-compatible service).",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint for non-AWS services (MinIO, Ceph, R2…); unset = AWS."
+    )
+    s3_region: str | None = Field(default=None, description="S3 region (unset: boto3's default chain).")
+    s3_access_key_id: str | None = Field(
+        default=None, description="S3 access key id (unset: AWS_ACCESS_KEY_ID / boto3's default chain)."
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None, description="S3 secret key (unset: AWS_SECRET_ACCESS_KEY / boto3's default chain)."
+    )
     max_form_bytes: int = Field(
         default=50_000_000,
         ge=1024,

@@ -2,7 +2,9 @@
 (media): files named by their sha256, written durably before the database row that names them
 is committed, so a committed row never points at a missing file.
 
-Layout: `<root>/ab/cd/<sha256>`; identical content is stored once.
+Two backends implement `BlobStore`: `FileBlobStore` (the default, a directory laid out as
+`<root>/ab/cd/<sha256>`) and `S3BlobStore` (any S3-compatible service, `infra/s3_blobs.py`).
+Identical content is stored once in either.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -24,6 +27,43 @@ class BlobRef:
     size: int
 
 
+class BlobStore(Protocol):
+    """What services need of blob storage. Writes return only once the bytes are durable."""
+
+    def exists(self, sha256: str) -> bool: ...
+
+    def put(self, data: bytes) -> BlobRef: ...
+
+    def put_stream(self, source: BinaryIO, chunk_size: int = 1 << 20) -> BlobRef: ...
+
+    def read(self, sha256: str) -> bytes: ...
+
+    def chunks(self, sha256: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """The blob's bytes in pieces, for streaming large media without holding it whole."""
+        ...
+
+
+def digests_of_stream(source: BinaryIO, sink: BinaryIO, chunk_size: int) -> BlobRef:
+    """Copy `source` to `sink` chunk by chunk and return the digests of what was copied."""
+    sha256, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+    while chunk := source.read(chunk_size):
+        sha256.update(chunk)
+        md5.update(chunk)
+        size += len(chunk)
+        sink.write(chunk)
+    return BlobRef(sha256.hexdigest(), md5.hexdigest(), size)
+
+
+def digests_of(data: bytes) -> BlobRef:
+    return BlobRef(
+        hashlib.sha256(data).hexdigest(), hashlib.md5(data, usedforsecurity=False).hexdigest(), len(data)
+    )
+
+
+def valid_sha256(sha256: str) -> bool:
+    return len(sha256) == 64 and set(sha256) <= _HEX
+
+
 def _fsync_dir(path: Path) -> None:
     """Make a rename durable: fsync the directory that holds the new name."""
     dir_fd = os.open(path, os.O_RDONLY)
@@ -33,16 +73,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(dir_fd)
 
 
-def _valid(sha256: str) -> bool:
-    return len(sha256) == 64 and set(sha256) <= _HEX
-
-
 class FileBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
     def path(self, sha256: str) -> Path:
-        if not _valid(sha256):
+        if not valid_sha256(sha256):
             raise ValueError("not a sha256 hex digest")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
@@ -51,9 +87,7 @@ class FileBlobStore:
 
     def put(self, data: bytes) -> BlobRef:
         """Store bytes durably (fsync of file and directory) and return their digests."""
-        ref = BlobRef(
-            hashlib.sha256(data).hexdigest(), hashlib.md5(data, usedforsecurity=False).hexdigest(), len(data)
-        )
+        ref = digests_of(data)
         target = self.path(ref.sha256)
         if target.is_file() and target.stat().st_size == ref.size:
             return ref
@@ -73,19 +107,13 @@ class FileBlobStore:
 
     def put_stream(self, source: BinaryIO, chunk_size: int = 1 << 20) -> BlobRef:
         """Store a file-like object chunk by chunk (never whole in memory), durably."""
-        sha256, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
         self.root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
         try:
             with os.fdopen(fd, "wb") as out:
-                while chunk := source.read(chunk_size):
-                    sha256.update(chunk)
-                    md5.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
+                ref = digests_of_stream(source, out, chunk_size)
                 out.flush()
                 os.fsync(out.fileno())
-            ref = BlobRef(sha256.hexdigest(), md5.hexdigest(), size)
             target = self.path(ref.sha256)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, target)
@@ -97,3 +125,8 @@ class FileBlobStore:
 
     def read(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()
+
+    def chunks(self, sha256: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        with self.path(sha256).open("rb") as source:
+            while chunk := source.read(chunk_size):
+                yield chunk

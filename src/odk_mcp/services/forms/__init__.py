@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from odk_mcp.infra.blobs import FileBlobStore
+from odk_mcp.infra.blobs import BlobStore
 from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.forms.adapters.conversion import Converter
@@ -51,7 +51,7 @@ class FormsService:
 
 
 def build_forms_service(
-    db: Database, authorizer: Authorizer, blobs: FileBlobStore, limits: FormLimits, public_url: str
+    db: Database, authorizer: Authorizer, blobs: BlobStore, limits: FormLimits, public_url: str
 ) -> FormsService:
     converter = Converter(
         limits.conversion_workers,

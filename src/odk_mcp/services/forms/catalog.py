@@ -15,7 +15,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from odk_mcp.events import emit, record_audit
-from odk_mcp.infra.blobs import FileBlobStore
+from odk_mcp.infra.blobs import BlobStore
 from odk_mcp.kernel import problems
 from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.actor import Actor
@@ -134,9 +134,7 @@ class FormAccess:
 
 
 class FormCatalog:
-    def __init__(
-        self, db: Database, authorizer: Authorizer, blobs: FileBlobStore, max_form_bytes: int
-    ) -> None:
+    def __init__(self, db: Database, authorizer: Authorizer, blobs: BlobStore, max_form_bytes: int) -> None:
         self._db = db
         self._authz = authorizer
         self.access = FormAccess(authorizer)

@@ -19,7 +19,7 @@ import structlog
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from odk_mcp.infra.blobs import FileBlobStore
+from odk_mcp.infra.blobs import BlobStore
 from odk_mcp.kernel import problems
 from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.actor import Actor, ActorType, Grant
@@ -77,7 +77,7 @@ class FormUploads:
         catalog: FormCatalog,
         drafts: Drafts,
         converter: Converter,
-        blobs: FileBlobStore,
+        blobs: BlobStore,
         wait_seconds: float,
         stale_after_seconds: float,
     ) -> None:

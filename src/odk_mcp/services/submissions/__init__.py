@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from odk_mcp.infra.blobs import FileBlobStore
+from odk_mcp.infra.blobs import BlobStore
 from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.forms import FormLookup
@@ -25,7 +25,7 @@ def build_submissions_service(
     db: Database,
     authorizer: Authorizer,
     lookup: FormLookup,
-    blobs: FileBlobStore,
+    blobs: BlobStore,
     max_xml_bytes: int,
     max_submission_bytes: int,
 ) -> SubmissionsService:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from odk_mcp.events import emit, record_audit
-from odk_mcp.infra.blobs import BlobRef, FileBlobStore
+from odk_mcp.infra.blobs import BlobRef, BlobStore
 from odk_mcp.kernel import problems
 from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.actor import Actor
@@ -81,7 +81,7 @@ class Receiver:
         db: Database,
         authorizer: Authorizer,
         lookup: FormLookup,
-        blobs: FileBlobStore,
+        blobs: BlobStore,
         max_xml_bytes: int,
     ) -> None:
         self._db = db

@@ -13,7 +13,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from odk_mcp.events import emit, record_audit
-from odk_mcp.infra.blobs import FileBlobStore
+from odk_mcp.infra.blobs import BlobStore
 from odk_mcp.kernel import problems
 from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.actor import Actor
@@ -49,9 +49,7 @@ class AttachmentFile:
 
 
 class Records:
-    def __init__(
-        self, db: Database, authorizer: Authorizer, lookup: FormLookup, blobs: FileBlobStore
-    ) -> None:
+    def __init__(self, db: Database, authorizer: Authorizer, lookup: FormLookup, blobs: BlobStore) -> None:
         self._db = db
         self._authz = authorizer
         self._lookup = lookup
