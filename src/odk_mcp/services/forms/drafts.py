@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import anyio
 from sqlalchemy import func, select, update
@@ -295,8 +295,9 @@ class Drafts:
             raise Problem(problems.NOT_FOUND)
         return found[0]
 
-    def blob(self, sha256: str) -> bytes:
-        return self._blobs.read(sha256)
+    def blob_chunks(self, sha256: str) -> Iterator[bytes]:
+        """A stored file in pieces (blocking reads: iterate it in a worker thread)."""
+        return self._blobs.chunks(sha256)
 
 
 def schema_of_row(definition: RowMapping) -> FormSchema:

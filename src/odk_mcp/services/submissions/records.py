@@ -3,6 +3,7 @@ comments, deletion and restore."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,6 +47,7 @@ class AttachmentFile:
     sha256: str
     md5: str
     content_type: str
+    size: int | None
 
 
 class Records:
@@ -229,11 +231,16 @@ class Records:
             raise Problem(problems.NOT_FOUND)
         a = found[0]
         return AttachmentFile(
-            a["name"], a["blob_sha256"], a["blob_md5"], a["content_type"] or "application/octet-stream"
+            a["name"],
+            a["blob_sha256"],
+            a["blob_md5"],
+            a["content_type"] or "application/octet-stream",
+            a["blob_size"],
         )
 
-    def blob(self, sha256: str) -> bytes:
-        return self._blobs.read(sha256)
+    def blob_chunks(self, sha256: str) -> Iterator[bytes]:
+        """A stored file in pieces (blocking reads: iterate it in a worker thread)."""
+        return self._blobs.chunks(sha256)
 
     async def put_attachment(
         self,

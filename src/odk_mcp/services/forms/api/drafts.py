@@ -113,7 +113,7 @@ async def draft_attachment(
         return await draft_attachment_by_token(request, forms, project_id, xml_form_id, name, if_none_match)
     view = await forms.drafts.attachment(actor, project_id, xml_form_id, checked_name(name), draft=True)
     assert view.sha256 is not None
-    return attachment_response(view, forms.drafts.blob(view.sha256), if_none_match)
+    return attachment_response(view, forms.drafts.blob_chunks(view.sha256), if_none_match)
 
 
 @router.post(DRAFT + "/attachments/{name}")
@@ -154,4 +154,4 @@ async def form_attachment(
 ) -> Response:
     view = await forms.drafts.attachment(actor, project_id, xml_form_id, checked_name(name))
     assert view.sha256 is not None
-    return attachment_response(view, forms.drafts.blob(view.sha256), if_none_match)
+    return attachment_response(view, forms.drafts.blob_chunks(view.sha256), if_none_match)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from fastapi import Response
+from fastapi.responses import StreamingResponse
 
 from odk_mcp.kernel import problems
 from odk_mcp.kernel.problems import Problem
@@ -13,15 +16,17 @@ KEY_SCOPE = "odk.key"  # set by the gateway for /v1/key/{token}/… requests
 DRAFT_SCOPE = "odk.draft_token"  # set by the gateway for /v1/test/{token}/… requests
 
 
-def attachment_response(view: AttachmentView, data: bytes, if_none_match: str | None) -> Response:
-    """Attachment bytes with ETag = md5; 304 when the client already has them."""
+def attachment_response(view: AttachmentView, chunks: Iterator[bytes], if_none_match: str | None) -> Response:
+    """Attachment bytes, streamed, with ETag = md5; 304 when the client already has them."""
     etag = f'"{view.md5}"'
     if if_none_match is not None and view.md5 in {tag.strip().strip('"') for tag in if_none_match.split(",")}:
         return Response(status_code=304, headers={"ETag": etag})
-    return Response(
-        data,
-        media_type=view.content_type or "application/octet-stream",
-        headers={"ETag": etag, "Content-Disposition": f'attachment; filename="{view.name}"'},
+    headers = {"ETag": etag, "Content-Disposition": f'attachment; filename="{view.name}"'}
+    if view.size is not None:
+        headers["Content-Length"] = str(view.size)
+    # A sync iterator: Starlette reads it in a worker thread, so blob I/O never blocks the loop.
+    return StreamingResponse(
+        chunks, media_type=view.content_type or "application/octet-stream", headers=headers
     )
 
 

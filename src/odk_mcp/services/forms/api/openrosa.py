@@ -115,4 +115,4 @@ async def draft_attachment_by_token(
     found = [a for a in attachments if a.name == checked_name(name) and a.exists]
     if not found or found[0].sha256 is None:
         raise Problem(problems.NOT_FOUND)
-    return attachment_response(found[0], forms.drafts.blob(found[0].sha256), if_none_match)
+    return attachment_response(found[0], forms.drafts.blob_chunks(found[0].sha256), if_none_match)

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from odk_mcp.kernel import problems
@@ -188,8 +189,12 @@ def _routes(prefix: str, draft: bool) -> None:
             t.strip().strip('"') for t in if_none_match.split(",")
         }:
             return Response(status_code=304, headers={"ETag": etag})
-        return Response(
-            service.records.blob(found.sha256), media_type=found.content_type, headers={"ETag": etag}
+        headers = {"ETag": etag}
+        if found.size is not None:
+            headers["Content-Length"] = str(found.size)
+        # A sync iterator: Starlette reads it in a worker thread, so blob I/O never blocks the loop.
+        return StreamingResponse(
+            service.records.blob_chunks(found.sha256), media_type=found.content_type, headers=headers
         )
 
     async def put_attachment(
