@@ -47,8 +47,12 @@ async def run(url: str, data_dir: Path, rounds: int) -> None:
     clients = {}
     for name, cache in (("cached", 60.0), ("uncached", 0.0)):
         settings = Settings(
-            database_url=url, data_dir=data_dir, basic_auth_cache_seconds=cache, log_level="ERROR",
-            login_limit_per_account="100000/minute", login_limit_per_ip="100000/minute",
+            database_url=url,
+            data_dir=data_dir,
+            basic_auth_cache_seconds=cache,
+            log_level="ERROR",
+            login_limit_per_account="100000/minute",
+            login_limit_per_ip="100000/minute",
         )  # type: ignore[call-arg]
         container = build_container(settings, url)
         clients[name] = httpx.AsyncClient(

@@ -12,6 +12,7 @@ from odk_mcp.infra.sealing import Sealer
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.users.access import AccessPolicy
 from odk_mcp.services.users.accounts import Accounts
+from odk_mcp.services.users.api_tokens import ApiTokens, ApiTokenView, ScopedActor
 from odk_mcp.services.users.app_users import AppUsers
 from odk_mcp.services.users.assignments import Assignments, Scope
 from odk_mcp.services.users.authentication import (
@@ -21,6 +22,8 @@ from odk_mcp.services.users.authentication import (
     Credentials,
     LoginThrottle,
 )
+from odk_mcp.services.users.domain.scopes import ALL_SCOPES
+from odk_mcp.services.users.domain.scopes import DESCRIPTIONS as SCOPE_DESCRIPTIONS
 from odk_mcp.services.users.ports import Catalogue
 
 
@@ -31,6 +34,7 @@ class UsersService:
     accounts: Accounts
     assignments: Assignments
     app_users: AppUsers
+    api_tokens: ApiTokens
 
 
 def build_users_service(
@@ -52,15 +56,21 @@ def build_users_service(
         accounts=Accounts(db, policy, authenticator, session_ttl),
         assignments=Assignments(db, policy, catalogue),
         app_users=AppUsers(db, policy, catalogue, sealer),
+        api_tokens=ApiTokens(db, authenticator),
     )
 
 
 __all__ = [
+    "ALL_SCOPES",
+    "SCOPE_DESCRIPTIONS",
     "AccessPolicy",
+    "ApiTokenView",
+    "ApiTokens",
     "Catalogue",
     "CredentialKind",
     "Credentials",
     "Scope",
+    "ScopedActor",
     "UsersService",
     "build_users_service",
 ]

@@ -15,14 +15,14 @@ from odk_mcp.kernel.problems import Problem
 from odk_mcp.services.users.adapters.tables import actors, assignments, sessions
 
 # The actor and all of its grants in one round trip: authentication is on every request.
-_GRANTS = (
+GRANTS_COLUMN = (
     "coalesce((SELECT json_agg(json_build_array(g.role_id, g.project_id, g.form_id))"
     " FROM users.assignments g WHERE g.actor_id = a.id), '[]'::json) AS grants"
 )
 
 _ACTOR_BY_SESSION = text(
     "SELECT a.id, a.type, a.display_name, a.project_id, s.csrf, "  # noqa: S608 - constant SQL only
-    + _GRANTS
+    + GRANTS_COLUMN
     + " FROM users.sessions s"
     " JOIN users.actors a ON a.id = s.actor_id"
     " WHERE s.token_hash = :token_hash AND a.deleted_at IS NULL"
@@ -31,14 +31,14 @@ _ACTOR_BY_SESSION = text(
 
 _USER_BY_EMAIL = text(
     "SELECT a.id, a.type, a.display_name, a.project_id, a.password_hash, "  # noqa: S608 - constant SQL only
-    + _GRANTS
+    + GRANTS_COLUMN
     + " FROM users.actors a"
     " WHERE lower(a.email) = lower(:email) AND a.type = 'user' AND a.deleted_at IS NULL"
 )
 
 _ACTOR_BY_ID = text(
     "SELECT a.id, a.type, a.display_name, a.project_id, "  # noqa: S608 - constant SQL only
-    + _GRANTS
+    + GRANTS_COLUMN
     + " FROM users.actors a"
     " WHERE a.id = :actor_id AND a.deleted_at IS NULL"
 )

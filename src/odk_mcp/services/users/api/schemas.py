@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import Field
 
 from odk_mcp.kernel.web import RequestBody
@@ -30,3 +32,9 @@ class PasswordBody(RequestBody):
 
 class AppUserBody(RequestBody):
     displayName: str = Field(max_length=1000)
+
+
+class ApiTokenBody(RequestBody):
+    name: str = Field(max_length=1000)
+    scopes: list[str] = Field(max_length=20)
+    expiresAt: datetime | None = None
