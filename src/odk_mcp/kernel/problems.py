@@ -128,6 +128,11 @@ CONVERSION_LIMITS = _define(
     422.1, "conversionLimitsExceeded", "The XLSForm could not be converted within the time and memory limits."
 )
 
+# Aggregation service: exports.
+EXPORT_TOO_LARGE = _define(
+    422.2, "exportTooLarge", "This export format cannot hold that many submissions; narrow the export."
+)
+
 # Submissions service.
 MISSING_MULTIPART_FIELD = _define(
     400.7, "missingMultipartField", "Required multipart POST field xml_submission_file missing."

@@ -1,0 +1,1 @@
+"""Pure export logic: options, table layout, row rendering (no I/O)."""

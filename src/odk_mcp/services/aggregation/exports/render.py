@@ -1,0 +1,184 @@
+"""From row batches to export files: the one place that drives the writers.
+
+Rows come from a `RowSource` (the read model in production, plain lists in tests) one batch
+at a time; each format either yields bytes as it goes (CSV, zip, GeoJSON) or writes a file in a
+worker thread batch by batch (XLSX, Parquet, SPSS), so no format holds a whole export in
+memory except `.sav`, whose library needs the whole table (capped by `sav_max_rows`).
+`progress(rows)` is called after every batch, for export jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import anyio
+
+from odk_mcp.kernel import problems
+from odk_mcp.kernel.problems import Problem
+from odk_mcp.services.aggregation.exports.domain.layout import Table
+from odk_mcp.services.aggregation.exports.domain.rows import (
+    Labeller,
+    RootRow,
+    Row,
+    text_cells,
+    typed_cells,
+)
+from odk_mcp.services.aggregation.exports.writers.archive import (
+    MediaFile,
+    csv_member,
+    media_member,
+    zip_stream,
+)
+from odk_mcp.services.aggregation.exports.writers.csv_text import CsvEncoder
+from odk_mcp.services.aggregation.exports.writers.geojson import HEAD, TAIL, GeoJsonEncoder
+from odk_mcp.services.aggregation.exports.writers.parquet import ParquetWriter
+from odk_mcp.services.aggregation.exports.writers.spss import SavWriter
+from odk_mcp.services.aggregation.exports.writers.xlsx import XlsxWriter
+from odk_mcp.services.forms import Field
+
+Progress = Callable[[int], Awaitable[None]]
+
+
+class RowSource(Protocol):
+    def batches(self, table: Table) -> AsyncIterable[Sequence[Row]]:
+        """The table's rows in export order, a batch at a time."""
+        ...
+
+
+async def _no_progress(rows: int) -> None:
+    return None
+
+
+def headers(table: Table, labeller: Labeller | None) -> list[str]:
+    """Central's headers, or question (and choice) labels when asked for labels."""
+    if labeller is None:
+        return table.headers
+    return [labeller.header(c) for c in table.columns]
+
+
+async def csv_chunks(
+    table: Table, source: RowSource, progress: Progress = _no_progress, labeller: Labeller | None = None
+) -> AsyncIterator[bytes]:
+    encoder = CsvEncoder()
+    yield encoder.encode([headers(table, labeller)])
+    async for batch in source.batches(table):
+        if labeller is None:
+            yield encoder.encode([text_cells(table, row) for row in batch])
+        else:
+            yield encoder.encode([_labelled_text(table, row, labeller) for row in batch])
+        await progress(len(batch))
+
+
+def _labelled_text(table: Table, row: Row, labeller: Labeller) -> list[str | int | float | None]:
+    cells = typed_cells(table, row, labeller, keep_text=True)
+    text = text_cells(table, row)
+    # Labels change only choice fields; everything else keeps Central's text rendering.
+    return [t if not isinstance(c, str) or c == t else c for c, t in zip(cells, text, strict=True)]
+
+
+def csv_zip(
+    tables: Sequence[Table],
+    source: RowSource,
+    media: AsyncIterable[MediaFile] | None = None,
+    progress: Progress = _no_progress,
+    labeller: Labeller | None = None,
+) -> AsyncIterable[bytes]:
+    """The `.csv.zip`: every table's CSV, then the media files (when given)."""
+    now = datetime.now(UTC)
+
+    async def members() -> AsyncIterator[tuple[object, ...]]:
+        for table in tables:
+            # Only the root table's rows count as progress (one row per submission).
+            counted = progress if table.is_root else _no_progress
+            yield csv_member(table.file_name, csv_chunks(table, source, counted, labeller), now)
+        if media is not None:
+            async for item in media:
+                yield media_member(item, now)
+
+    return zip_stream(members())  # type: ignore[arg-type]
+
+
+async def geojson_chunks(
+    table: Table,
+    source: RowSource,
+    geo: Field | None,
+    progress: Progress = _no_progress,
+    labeller: Labeller | None = None,
+) -> AsyncIterator[bytes]:
+    encoder = GeoJsonEncoder(headers(table, labeller), geo)
+    yield HEAD
+    async for batch in source.batches(table):
+        features = []
+        for row in batch:
+            assert isinstance(row, RootRow)
+            value = row.data.get(geo.path) if geo is not None else None
+            features.append((row.instance_id, value, typed_cells(table, row, labeller, keep_text=True)))
+        yield encoder.encode(features)
+        await progress(len(batch))
+    yield TAIL
+
+
+async def write_xlsx(
+    path: Path,
+    tables: Sequence[Table],
+    source: RowSource,
+    progress: Progress = _no_progress,
+    labeller: Labeller | None = None,
+) -> None:
+    writer = XlsxWriter(path, tmpdir=path.parent)
+    try:
+        for table in tables:
+            await anyio.to_thread.run_sync(writer.start_table, table.name, headers(table, labeller))
+            async for batch in source.batches(table):
+                cells = [typed_cells(table, row, labeller, keep_text=True) for row in batch]
+                await anyio.to_thread.run_sync(writer.write, cells)
+                if table.is_root:
+                    await progress(len(batch))
+    finally:
+        await anyio.to_thread.run_sync(writer.close)
+
+
+async def write_parquet(
+    path: Path,
+    table: Table,
+    source: RowSource,
+    progress: Progress = _no_progress,
+    labeller: Labeller | None = None,
+) -> None:
+    writer = ParquetWriter(path, table, headers(table, labeller))
+    try:
+        async for batch in source.batches(table):
+            cells = [typed_cells(table, row, labeller) for row in batch]
+            await anyio.to_thread.run_sync(writer.write, cells)
+            await progress(len(batch))
+    finally:
+        await anyio.to_thread.run_sync(writer.close)
+
+
+async def write_sav(
+    path: Path,
+    table: Table,
+    source: RowSource,
+    labeller: Labeller,
+    max_rows: int,
+    progress: Progress = _no_progress,
+    file_label: str = "",
+) -> None:
+    writer = SavWriter(path, table, labeller, file_label)
+    count = 0
+    async for batch in source.batches(table):
+        count += len(batch)
+        if count > max_rows:
+            raise Problem(
+                problems.EXPORT_TOO_LARGE,
+                f"An SPSS export holds at most {max_rows} submissions; narrow it with $filter"
+                " or export CSV, XLSX or Parquet.",
+                {"format": "sav", "max": max_rows},
+            )
+        # SPSS keeps choice names as values and shows labels through value labels.
+        writer.write([typed_cells(table, row) for row in batch])
+        await progress(len(batch))
+    await anyio.to_thread.run_sync(writer.close)

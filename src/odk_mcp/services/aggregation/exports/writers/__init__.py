@@ -1,0 +1,1 @@
+"""One writer per file format; each takes rendered rows batch by batch."""
