@@ -18,6 +18,7 @@ import pyreadstat
 import pytest
 from tests.export_forms import XFORM
 
+from odk_mcp.infra.blobs import FileBlobStore
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.services.aggregation.exports import render
 from odk_mcp.services.aggregation.exports.domain.layout import Table, build_tables
@@ -168,18 +169,19 @@ def test_lone_carriage_return_is_quoted() -> None:
 
 
 async def test_zip_holds_every_table_and_the_media(tmp_path: Path) -> None:
-    photo = tmp_path / "blob"
-    photo.write_bytes(b"\xff\xd8jpeg-bytes" * 1000)
+    blobs = FileBlobStore(tmp_path)
+    photo = b"\xff\xd8jpeg-bytes" * 100_000
+    ref = blobs.put(photo)
 
     async def media() -> AsyncIterator[MediaFile]:
-        yield MediaFile("p.jpg", photo, photo.stat().st_size)
+        yield MediaFile("p.jpg", ref.sha256, ref.size)
 
     counted: list[int] = []
 
     async def progress(rows: int) -> None:
         counted.append(rows)
 
-    body = await _collect(render.csv_zip(build_tables(SCHEMA), SOURCE, media(), progress).__aiter__())
+    body = await _collect(render.csv_zip(build_tables(SCHEMA), SOURCE, media(), blobs, progress).__aiter__())
     archive = zipfile.ZipFile(io.BytesIO(body))
     assert archive.namelist() == [
         "household_survey.csv",
@@ -189,7 +191,7 @@ async def test_zip_holds_every_table_and_the_media(tmp_path: Path) -> None:
     ]
     assert archive.read("household_survey.csv").decode() == ROOT_CSV
     assert archive.read("household_survey-pets.csv").decode() == PETS_CSV
-    assert archive.read("media/p.jpg") == photo.read_bytes()
+    assert archive.read("media/p.jpg") == photo
     assert archive.testzip() is None
     assert sum(counted) == 2
 

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import anyio
 
+from odk_mcp.infra.blobs import BlobStore
 from odk_mcp.kernel import problems
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.services.aggregation.exports.domain.layout import Table
@@ -83,10 +84,11 @@ def csv_zip(
     tables: Sequence[Table],
     source: RowSource,
     media: AsyncIterable[MediaFile] | None = None,
+    blobs: BlobStore | None = None,
     progress: Progress = _no_progress,
     labeller: Labeller | None = None,
 ) -> AsyncIterable[bytes]:
-    """The `.csv.zip`: every table's CSV, then the media files (when given)."""
+    """The `.csv.zip`: every table's CSV, then the media files (when given, from `blobs`)."""
     now = datetime.now(UTC)
 
     async def members() -> AsyncIterator[tuple[object, ...]]:
@@ -94,9 +96,9 @@ def csv_zip(
             # Only the root table's rows count as progress (one row per submission).
             counted = progress if table.is_root else _no_progress
             yield csv_member(table.file_name, csv_chunks(table, source, counted, labeller), now)
-        if media is not None:
+        if media is not None and blobs is not None:
             async for item in media:
-                yield media_member(item, now)
+                yield media_member(item, blobs, now)
 
     return zip_stream(members())  # type: ignore[arg-type]
 

@@ -9,14 +9,14 @@ leave the conflict to the unzipping client (the zip format allows duplicate name
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import anyio
 from stream_zip import ZIP_64, ZIP_AUTO, AsyncMemberFile, async_stream_zip
 
+from odk_mcp.infra.blobs import BlobStore
 from odk_mcp.services.aggregation.exports.domain.layout import sanitize_filename
 
 # Level 3 keeps most of deflate's gain on CSV text at a fraction of level 9's CPU.
@@ -28,7 +28,7 @@ FILE_MODE = 0o100644
 @dataclass(frozen=True)
 class MediaFile:
     name: str  # the attachment's name as the submission gave it
-    path: Path  # where its bytes are (the blob store)
+    sha256: str  # its blob
     size: int
 
 
@@ -40,22 +40,19 @@ def media_member_name(name: str) -> str:
     return "media/" + sanitize_filename(name)
 
 
-async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
-    async with await anyio.open_file(path, "rb") as handle:
-        while chunk := await handle.read(MEDIA_CHUNK_BYTES):
-            yield chunk
+async def _blob_chunks(blobs: BlobStore, sha256: str) -> AsyncIterator[bytes]:
+    """A blob's bytes read in a worker thread, chunk by chunk (local disk or S3 alike)."""
+    pieces: Iterator[bytes] = blobs.chunks(sha256, MEDIA_CHUNK_BYTES)
+    end = b""
+    while chunk := await anyio.to_thread.run_sync(next, pieces, end):
+        yield chunk
 
 
-def media_member(media: MediaFile, now: datetime | None = None) -> AsyncMemberFile:
-    # Media is mostly already compressed (photos, audio): stored with deflate level 0.
+def media_member(media: MediaFile, blobs: BlobStore, now: datetime | None = None) -> AsyncMemberFile:
+    # Media is mostly already compressed (photos, audio): deflate level 0 only frames it.
     method = ZIP_AUTO(media.size, level=0)
-    return (
-        media_member_name(media.name),
-        now or datetime.now(UTC),
-        FILE_MODE,
-        method,
-        _file_chunks(media.path),
-    )
+    chunks = _blob_chunks(blobs, media.sha256)
+    return (media_member_name(media.name), now or datetime.now(UTC), FILE_MODE, method, chunks)
 
 
 def _compressobj() -> zlib._Compress:
