@@ -83,6 +83,10 @@ def settings(database_url: str, tmp_path: Path, settings_overrides: dict[str, ob
         "data_dir": tmp_path / "data",
         "log_json": True,
         "log_level": "WARNING",
+        # Cheap argon2 for the many users tests create; the cost itself is tested in
+        # tests/api/test_auth.py (hashes made at another cost are upgraded on login).
+        "password_hash_time_cost": 1,
+        "password_hash_memory_kib": 1024,
     }
     values.update(settings_overrides)
     return Settings(**values)  # type: ignore[arg-type]

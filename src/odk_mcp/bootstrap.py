@@ -22,7 +22,12 @@ from odk_mcp.infra.sealing import Sealer, load_or_create_key
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.forms import FormLimits, FormsService, build_forms_service
 from odk_mcp.services.submissions import SubmissionsService, build_submissions_service
-from odk_mcp.services.users import AccessPolicy, UsersService, build_users_service
+from odk_mcp.services.users import (
+    AccessPolicy,
+    UsersService,
+    build_users_service,
+    configure_password_hashing,
+)
 from odk_mcp.settings import Settings
 
 
@@ -78,6 +83,7 @@ def build_blob_store(settings: Settings) -> BlobStore:
 def build_container(settings: Settings, database_url: str) -> Container:
     """Wire the services over a database URL (no I/O happens here)."""
     db = Database(database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+    configure_password_hashing(settings.password_hash_time_cost, settings.password_hash_memory_kib)
     policy = AccessPolicy()
     limits = FormLimits(
         max_form_bytes=settings.max_form_bytes,

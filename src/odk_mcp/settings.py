@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(
         default=10, ge=0, le=200, description="Extra connections allowed under load."
     )
+    password_hash_time_cost: int = Field(
+        default=3, ge=1, le=50, description="argon2 iterations for new password hashes."
+    )
+    password_hash_memory_kib: int = Field(
+        default=65536, ge=64, le=4_194_304, description="argon2 memory (KiB) for new password hashes."
+    )
     session_ttl_hours: float = Field(default=24.0, gt=0, description="Lifetime of a login session.")
     basic_auth_cache_seconds: float = Field(
         default=60.0, ge=0, description="How long a verified HTTP Basic credential is remembered (0 = never)."

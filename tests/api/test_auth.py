@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import text
 from tests.conftest import PASSWORD, MakeUser, Person
 
@@ -743,3 +744,31 @@ async def test_a_deleted_users_session_and_cached_basic_credentials_stop_working
     by_basic = await client.get("/v1/users/current", headers=basic(person.email, PASSWORD))
     assert problem(by_basic) == (401, 401.2)
     assert problem(await login(client, person.email)) == (401, 401.2)
+
+
+async def test_password_hashes_use_the_configured_cost_and_are_upgraded_on_login(
+    client: httpx.AsyncClient, container: Container, make_user: MakeUser
+) -> None:
+    person = await make_user()
+    query = text("SELECT password_hash FROM users.actors WHERE id = :id")
+    async with container.db.read() as conn:
+        made = (await conn.execute(query, {"id": person.id})).scalar_one()
+    assert made.startswith("$argon2id$v=19$m=1024,t=1,")  # the test settings' cost
+
+    # A hash from before an operator changed the cost still verifies, and a good login
+    # replaces it with one at the configured cost; a failed login changes nothing.
+    older = PasswordHasher(time_cost=2, memory_cost=2048).hash(PASSWORD)
+    async with container.db.transaction() as conn:
+        await conn.execute(
+            text("UPDATE users.actors SET password_hash = :h WHERE id = :id"), {"h": older, "id": person.id}
+        )
+    wrong = await client.post("/v1/sessions", json={"email": person.email, "password": "not the password"})
+    assert wrong.status_code == 401
+    async with container.db.read() as conn:
+        assert (await conn.execute(query, {"id": person.id})).scalar_one() == older
+    good = await client.post("/v1/sessions", json={"email": person.email, "password": PASSWORD})
+    assert good.status_code == 200
+    async with container.db.read() as conn:
+        upgraded = (await conn.execute(query, {"id": person.id})).scalar_one()
+    assert upgraded != older and upgraded.startswith("$argon2id$v=19$m=1024,t=1,")
+    assert credentials.verify_password(upgraded, PASSWORD)

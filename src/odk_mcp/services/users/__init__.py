@@ -22,6 +22,7 @@ from odk_mcp.services.users.authentication import (
     Credentials,
     LoginThrottle,
 )
+from odk_mcp.services.users.domain.credentials import configure_hashing as configure_password_hashing
 from odk_mcp.services.users.domain.scopes import ALL_SCOPES
 from odk_mcp.services.users.domain.scopes import DESCRIPTIONS as SCOPE_DESCRIPTIONS
 from odk_mcp.services.users.ports import Catalogue
@@ -73,4 +74,5 @@ __all__ = [
     "ScopedActor",
     "UsersService",
     "build_users_service",
+    "configure_password_hashing",
 ]

@@ -204,6 +204,12 @@ class Authenticator:
             raise Problem(failure)
         return actor_from_row(row, via, session_hash=token_hash)
 
+    async def _upgrade_hash(self, actor_id: int, stored: str, password: str) -> None:
+        """Re-hash at the configured argon2 cost after an operator changed it (on a good login)."""
+        new = await anyio.to_thread.run_sync(cred.hash_password, password)
+        async with self._db.transaction() as conn:
+            await store.upgrade_password_hash(conn, actor_id, stored, new)
+
     async def verify_password(self, email: str, password: str, client_ip: str | None) -> Actor:
         """Check an email and password (login or Basic); throttled; constant-time on unknown emails."""
         with self.throttle.attempt(email, client_ip):
@@ -220,5 +226,7 @@ class Authenticator:
             if row is None or not stored or not ok:
                 self.throttle.failed(email, client_ip)
                 raise Problem(problems.AUTHENTICATION_FAILED)
+            if cred.needs_rehash(stored):
+                await self._upgrade_hash(row["id"], stored, password)
         self._basic_cache.remember(email, password, stored)
         return actor_from_row(row, AuthMethod.BASIC)

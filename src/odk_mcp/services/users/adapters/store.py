@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, text
+from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -80,6 +80,13 @@ async def insert_session(conn: AsyncConnection, values: dict[str, Any]) -> RowMa
     stmt = sessions.insert().values(**values, created_at=func.now()).returning(sessions)
     row: RowMapping = (await conn.execute(stmt)).mappings().one()
     return row
+
+
+async def upgrade_password_hash(conn: AsyncConnection, actor_id: int, old: str, new: str) -> None:
+    """Swap a hash for one of the same password at the current cost, unless it changed meanwhile."""
+    await conn.execute(
+        update(actors).where(actors.c.id == actor_id, actors.c.password_hash == old).values(password_hash=new)
+    )
 
 
 async def end_sessions(conn: AsyncConnection, actor_id: int, keep: str | None = None) -> int:

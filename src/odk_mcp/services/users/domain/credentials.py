@@ -18,6 +18,17 @@ MAX_PASSWORD_LENGTH = 1024  # hashing cost is bounded by input size too
 _hasher = PasswordHasher()
 
 
+def configure_hashing(time_cost: int, memory_kib: int) -> None:
+    """Set the argon2 cost of NEW password hashes (process-wide, once at start).
+
+    Existing hashes carry their own parameters and keep verifying; a login with a hash made at
+    another cost re-hashes the password at the configured one (`needs_rehash`).
+    """
+    global _hasher
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+    dummy_hash.cache_clear()
+
+
 def password_problems(password: str, email: str | None) -> list[str]:
     """Reasons the password fails the policy (empty when it passes)."""
     reasons = []
@@ -32,6 +43,13 @@ def password_problems(password: str, email: str | None) -> list[str]:
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+def needs_rehash(stored_hash: str) -> bool:
+    try:
+        return _hasher.check_needs_rehash(stored_hash)
+    except InvalidHashError:
+        return False
 
 
 def verify_password(stored_hash: str, password: str) -> bool:
