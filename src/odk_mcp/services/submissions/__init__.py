@@ -10,6 +10,12 @@ from odk_mcp.kernel.db import Database
 from odk_mcp.services.forms import FormLookup
 from odk_mcp.services.submissions.receiving import IncomingFile, Receiver, ReceiveSubmission
 from odk_mcp.services.submissions.records import ListFilter, Records
+from odk_mcp.services.submissions.snapshots import (
+    SubmissionSnapshot,
+    count_submissions,
+    read_snapshot,
+    read_snapshots,
+)
 from odk_mcp.services.submissions.views import Receipt, SubmissionView
 
 
@@ -42,7 +48,11 @@ __all__ = [
     "ListFilter",
     "Receipt",
     "ReceiveSubmission",
+    "SubmissionSnapshot",
     "SubmissionView",
     "SubmissionsService",
     "build_submissions_service",
+    "count_submissions",
+    "read_snapshot",
+    "read_snapshots",
 ]

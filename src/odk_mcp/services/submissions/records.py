@@ -281,6 +281,7 @@ class Records:
                 project_id=project_id,
                 details={"name": name, "sha256": ref.sha256},
             )
+            await _attachments_updated(conn, project_id, xml_form_id, instance_id, row["id"])
 
     async def clear_attachment(
         self, actor: Actor, project_id: int, xml_form_id: str, instance_id: str, draft: bool, name: str
@@ -310,6 +311,7 @@ class Records:
                 project_id=project_id,
                 details={"name": name, "cleared": True},
             )
+            await _attachments_updated(conn, project_id, xml_form_id, instance_id, row["id"])
 
     # -- review, comments, lifecycle --------------------------------------------------------
     async def set_review_state(
@@ -450,6 +452,22 @@ class Records:
                     "submissionId": row["id"],
                 },
             )
+
+
+async def _attachments_updated(
+    conn: AsyncConnection, project_id: int, xml_form_id: str, instance_id: str, submission_id: int
+) -> None:
+    """The event a resend with more files also emits: read models recount attachments."""
+    await emit(
+        conn,
+        "submission.attachments.updated",
+        {
+            "projectId": project_id,
+            "xmlFormId": xml_form_id,
+            "instanceId": instance_id,
+            "submissionId": submission_id,
+        },
+    )
 
 
 def _comment_json(row: RowMapping) -> dict[str, Any]:
