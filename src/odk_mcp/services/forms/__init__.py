@@ -11,7 +11,7 @@ from odk_mcp.services.forms.adapters.conversion import Converter
 from odk_mcp.services.forms.catalog import FormCatalog
 from odk_mcp.services.forms.domain.schema import Choice, Field, FormSchema
 from odk_mcp.services.forms.drafts import Drafts
-from odk_mcp.services.forms.lookup import FormLookup, FormTarget, TargetMiss
+from odk_mcp.services.forms.lookup import FormLookup, FormTarget, FormVersions, TargetMiss
 from odk_mcp.services.forms.openrosa import Discovery
 from odk_mcp.services.forms.projects import FormCatalogue, Projects, ProjectView
 from odk_mcp.services.forms.uploads import FormUploads
@@ -93,6 +93,7 @@ __all__ = [
     "FormLookup",
     "FormSchema",
     "FormTarget",
+    "FormVersions",
     "FormsService",
     "ProjectView",
     "TargetMiss",

@@ -10,6 +10,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from odk_mcp.kernel.db import Database
 from odk_mcp.kernel.tokens import hash_token
@@ -27,6 +28,25 @@ class FormTarget:
     version: str
     schema: FormSchema
     draft: bool
+
+
+@dataclass(frozen=True)
+class FormVersions:
+    """A live form's definitions for reading its data: the published ones, oldest first (or
+    the draft alone), with their parsed schemas."""
+
+    form_id: int
+    project_id: int
+    xml_form_id: str
+    draft: bool
+    def_ids: tuple[int, ...]
+    versions: tuple[str, ...]
+    schemas: tuple[FormSchema, ...]
+
+    @property
+    def current(self) -> FormSchema | None:
+        """The newest definition's schema (the draft's for a draft)."""
+        return self.schemas[-1] if self.schemas else None
 
 
 @dataclass(frozen=True)
@@ -71,13 +91,7 @@ class FormLookup:
             found = (await conn.execute(stmt)).first()
             if found is None:
                 return TargetMiss(form_exists=True)
-            schema = self._schemas.get(found.id)
-            if schema is None:
-                raw = (
-                    await conn.execute(select(form_defs.c.schema).where(form_defs.c.id == found.id))
-                ).scalar_one()
-                schema = FormSchema.from_json(raw)
-                self._remember(found.id, schema)
+            schema = await self._schema(conn, found.id)
         return FormTarget(
             form_id=form.id,
             project_id=project_id,
@@ -105,6 +119,63 @@ class FormLookup:
                 )
             ).scalar_one_or_none()
         return found
+
+    async def versions(self, project_id: int, xml_form_id: str, draft: bool) -> FormVersions | None:
+        """The definitions a live form's published (or draft) data was read against; None when
+        the form or project is unknown or deleted."""
+        async with self._db.read() as conn:
+            form = (
+                await conn.execute(
+                    select(forms.c.id, forms.c.draft_def_id)
+                    .join(projects, projects.c.id == forms.c.project_id)
+                    .where(
+                        forms.c.project_id == project_id,
+                        forms.c.xml_form_id == xml_form_id,
+                        forms.c.deleted_at.is_(None),
+                        projects.c.deleted_at.is_(None),
+                    )
+                )
+            ).first()
+            if form is None:
+                return None
+            stmt = select(form_defs.c.id, form_defs.c.version).where(form_defs.c.form_id == form.id)
+            if draft:
+                stmt = stmt.where(form_defs.c.id == form.draft_def_id)
+            else:
+                stmt = stmt.where(form_defs.c.published_at.is_not(None)).order_by(
+                    form_defs.c.published_at, form_defs.c.id
+                )
+            defs = (await conn.execute(stmt)).all()
+            schemas = [await self._schema(conn, d.id) for d in defs]
+        return FormVersions(
+            form_id=form.id,
+            project_id=project_id,
+            xml_form_id=xml_form_id,
+            draft=draft,
+            def_ids=tuple(d.id for d in defs),
+            versions=tuple(d.version for d in defs),
+            schemas=tuple(schemas),
+        )
+
+    async def schema_of(self, def_id: int) -> FormSchema | None:
+        """The parsed schema of one form definition (cached: definitions never change)."""
+        cached = self._schemas.get(def_id)
+        if cached is not None:
+            return cached
+        async with self._db.read() as conn:
+            exists = (
+                await conn.execute(select(form_defs.c.id).where(form_defs.c.id == def_id))
+            ).scalar_one_or_none()
+            return await self._schema(conn, def_id) if exists is not None else None
+
+    async def _schema(self, conn: AsyncConnection, def_id: int) -> FormSchema:
+        schema = self._schemas.get(def_id)
+        if schema is None:
+            stmt = select(form_defs.c.schema).where(form_defs.c.id == def_id)
+            raw = (await conn.execute(stmt)).scalar_one()
+            schema = FormSchema.from_json(raw)
+            self._remember(def_id, schema)
+        return schema
 
     def _remember(self, def_id: int, schema: FormSchema) -> None:
         self._schemas[def_id] = schema
