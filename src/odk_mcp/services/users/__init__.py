@@ -25,6 +25,7 @@ from odk_mcp.services.users.authentication import (
 from odk_mcp.services.users.domain.credentials import configure_hashing as configure_password_hashing
 from odk_mcp.services.users.domain.scopes import ALL_SCOPES
 from odk_mcp.services.users.domain.scopes import DESCRIPTIONS as SCOPE_DESCRIPTIONS
+from odk_mcp.services.users.names import ActorNames
 from odk_mcp.services.users.ports import Catalogue
 
 
@@ -36,6 +37,7 @@ class UsersService:
     assignments: Assignments
     app_users: AppUsers
     api_tokens: ApiTokens
+    names: ActorNames
 
 
 def build_users_service(
@@ -58,6 +60,7 @@ def build_users_service(
         assignments=Assignments(db, policy, catalogue),
         app_users=AppUsers(db, policy, catalogue, sealer),
         api_tokens=ApiTokens(db, authenticator),
+        names=ActorNames(db),
     )
 
 
@@ -65,6 +68,7 @@ __all__ = [
     "ALL_SCOPES",
     "SCOPE_DESCRIPTIONS",
     "AccessPolicy",
+    "ActorNames",
     "ApiTokenView",
     "ApiTokens",
     "Catalogue",
