@@ -15,6 +15,7 @@ from odk_mcp.services.submissions.snapshots import (
     count_submissions,
     read_snapshot,
     read_snapshots,
+    submission_ids,
 )
 from odk_mcp.services.submissions.views import Receipt, SubmissionView
 
@@ -55,4 +56,5 @@ __all__ = [
     "count_submissions",
     "read_snapshot",
     "read_snapshots",
+    "submission_ids",
 ]

@@ -50,20 +50,24 @@ class SubmissionSnapshot:
 
 
 def _snapshot_select() -> Any:
+    every_version = versions.alias("every_version")
     version_count = (
         select(func.count())
-        .where(versions.c.submission_id == submissions.c.id)
+        .select_from(every_version)
+        .where(every_version.c.submission_id == submissions.c.id)
         .scalar_subquery()
         .label("version_count")
     )
     expected = (
         select(func.count())
+        .select_from(attachments)
         .where(attachments.c.version_id == versions.c.id)
         .scalar_subquery()
         .label("attachments_expected")
     )
     present = (
         select(func.count())
+        .select_from(attachments)
         .where(attachments.c.version_id == versions.c.id, attachments.c.blob_sha256.is_not(None))
         .scalar_subquery()
         .label("attachments_present")
@@ -108,15 +112,22 @@ async def read_snapshot(conn: AsyncConnection, submission_id: int) -> Submission
     return _from_row(row) if row is not None else None
 
 
-async def read_snapshots(
+async def read_snapshots(conn: AsyncConnection, submission_ids: Sequence[int]) -> list[SubmissionSnapshot]:
+    """The submissions with those ids that exist, in id order."""
+    if not submission_ids:
+        return []
+    stmt = _snapshot_select().where(submissions.c.id.in_(list(submission_ids))).order_by(submissions.c.id)
+    return [_from_row(row) for row in (await conn.execute(stmt)).all()]
+
+
+async def submission_ids(
     conn: AsyncConnection, after_id: int, limit: int, form_ids: Sequence[int] | None = None
-) -> list[SubmissionSnapshot]:
-    """Submissions with ids above `after_id`, in id order (keyset batches for rebuilds)."""
-    stmt = _snapshot_select().where(submissions.c.id > after_id)
+) -> list[int]:
+    """Ids of submissions above `after_id`, in order (keyset batches for rebuilds)."""
+    stmt = select(submissions.c.id).where(submissions.c.id > after_id)
     if form_ids is not None:
         stmt = stmt.where(submissions.c.form_id.in_(list(form_ids)))
-    rows = (await conn.execute(stmt.order_by(submissions.c.id).limit(limit))).all()
-    return [_from_row(row) for row in rows]
+    return list((await conn.execute(stmt.order_by(submissions.c.id).limit(limit))).scalars())
 
 
 async def count_submissions(conn: AsyncConnection, form_ids: Sequence[int] | None = None) -> int:
