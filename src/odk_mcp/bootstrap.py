@@ -20,6 +20,7 @@ from odk_mcp.infra.embedded_postgres import EmbeddedPostgres
 from odk_mcp.infra.s3_blobs import S3BlobStore, S3Location
 from odk_mcp.infra.sealing import Sealer, load_or_create_key
 from odk_mcp.kernel.db import Database
+from odk_mcp.services.aggregation import AggregationService, build_aggregation_service
 from odk_mcp.services.forms import FormLimits, FormsService, build_forms_service
 from odk_mcp.services.submissions import SubmissionsService, build_submissions_service
 from odk_mcp.services.users import (
@@ -39,6 +40,7 @@ class Container:
     users: UsersService
     forms: FormsService
     submissions: SubmissionsService
+    aggregation: AggregationService
     audit_log: AuditLog
     consumers: ConsumerRegistry
     deliveries: Deliveries
@@ -109,8 +111,9 @@ def build_container(settings: Settings, database_url: str) -> Container:
         login_limit_per_ip=settings.login_limit_per_ip,
         sealer=Sealer(secret_key(settings)),
     )
+    aggregation = build_aggregation_service(db, policy, forms.lookup, settings.public_url)
     # Each service's event consumers join this registry as services grow them (docs/events.md).
-    consumers = ConsumerRegistry(())
+    consumers = ConsumerRegistry([*aggregation.consumers()])
     return Container(
         settings=settings,
         db=db,
@@ -118,6 +121,7 @@ def build_container(settings: Settings, database_url: str) -> Container:
         users=users,
         forms=forms,
         submissions=submissions,
+        aggregation=aggregation,
         audit_log=AuditLog(db, users.policy),
         consumers=consumers,
         deliveries=Deliveries(db, users.policy),

@@ -166,6 +166,45 @@ def events_redrive(
 
 
 @app.command()
+def rebuild(
+    form: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--form", help="Only this form, as PROJECT_ID/XML_FORM_ID (repeatable; default: every form)."
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Rebuild the aggregation read model from the stored submissions (safe while serving)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from odk_mcp.bootstrap import Container
+    from odk_mcp.services.aggregation import RebuildProgress
+
+    targets: list[tuple[int, str]] = []
+    for spec in form or []:
+        project, _, xml_form_id = spec.partition("/")
+        if not project.isdigit() or not xml_form_id:
+            _fail(f"--form takes PROJECT_ID/XML_FORM_ID, not {spec!r}")
+        targets.append((int(project), xml_form_id))
+
+    async def work(container: Container) -> int:
+        projector = container.aggregation.projector
+        form_ids = await projector.form_ids(targets) if targets else None
+        columns = (TextColumn("rebuilding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, transient=False) as bar:
+            task = bar.add_task("rebuild", total=None)
+
+            def advance(step: RebuildProgress) -> None:
+                bar.update(task, completed=step.done, total=step.total)
+
+            return await projector.rebuild(form_ids, progress=advance)
+
+    done = _run(_settings(data_dir), work)
+    typer.echo(f"rebuilt the read model of {done} submissions")
+
+
+@app.command()
 def migrate(data_dir: DataDir = None) -> None:
     """Apply database migrations (the server also does this when it starts)."""
 

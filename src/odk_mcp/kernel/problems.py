@@ -184,3 +184,35 @@ SUBMISSION_DELETED = _define(
     "submissionDeleted",
     "A submission with this instanceID was deleted. Restore it, or submit with a new instanceID.",
 )
+
+# Aggregation service (OData feeds and summaries).
+UNPARSEABLE_ODATA_EXPRESSION = _define(
+    400.18, "unparseableODataExpression", "The OData expression you provided could not be parsed."
+)
+VALUE_OUT_OF_RANGE = _define(
+    400.22, "valueOutOfRangeForType", "A provided value is out of range for its type."
+)
+PROPERTY_NOT_FOUND = _define(400.23, "propertyNotFound", "Could not find a property with that name.")
+UNSUPPORTED_ODATA_SELECT_FIELD = _define(
+    400.24,
+    "unsupportedODataSelectField",
+    "The given OData select property uses features not supported by this server.",
+)
+UNSUPPORTED_ODATA_EXPRESSION = _define(
+    501.4,
+    "unsupportedODataExpression",
+    "The given OData filter expression uses features not supported by this server.",
+)
+UNSUPPORTED_ODATA_FIELD = _define(
+    501.5,
+    "unsupportedODataField",
+    "The given OData expression references fields not supported by this server.",
+)
+UNSUPPORTED_ODATA_EXPAND = _define(
+    501.6,
+    "unsupportedODataExpandExpression",
+    'The given OData expand expression is not supported by this server. Only "$expand=*" is supported.',
+)
+UNSUPPORTED_ODATA_SELECT_EXPAND = _define(
+    501.11, "unsupportedODataSelectExpand", "This server doesn't support $select together with $expand."
+)

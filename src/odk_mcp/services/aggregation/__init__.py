@@ -1,0 +1,58 @@
+"""The aggregation service: the read side (public surface).
+
+- `ReadModel` (`service.read_model`): the read facade. `await read_model.form(actor, project_id,
+  xml_form_id, draft)` checks `submission.list` and gives a `FormData` (newest `schema`,
+  `all_fields` merged over every published version, `repeat_paths()`); `root_rows(form,
+  odata_filter=None, include_deleted=False, batch_size=1000)` and `repeat_rows(form,
+  repeat_path, …)` are async iterators of row batches (`aggregation.rows` /
+  `aggregation.repeat_rows` mappings, see docs/aggregation.md), oldest submission first.
+- `Projector` (`service.projector`): the event consumer keeping the read model current, and
+  `rebuild(form_ids=None, progress=…)` rewriting it from the stored submissions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from odk_mcp.events import Consumer
+from odk_mcp.kernel.access import Authorizer
+from odk_mcp.kernel.db import Database
+from odk_mcp.services.aggregation.domain.flatten import Flattened, RepeatInstance, flatten, merged_fields
+from odk_mcp.services.aggregation.projection import CONSUMER_NAME, Projector, RebuildProgress
+from odk_mcp.services.aggregation.reader import FormData, ReadModel
+from odk_mcp.services.forms import FormLookup
+
+
+@dataclass(frozen=True)
+class AggregationService:
+    read_model: ReadModel
+    projector: Projector
+    public_url: str
+
+    def consumers(self) -> list[Consumer]:
+        return [self.projector.consumer()]
+
+
+def build_aggregation_service(
+    db: Database, authorizer: Authorizer, lookup: FormLookup, public_url: str
+) -> AggregationService:
+    return AggregationService(
+        read_model=ReadModel(db, authorizer, lookup),
+        projector=Projector(db, lookup),
+        public_url=public_url,
+    )
+
+
+__all__ = [
+    "CONSUMER_NAME",
+    "AggregationService",
+    "Flattened",
+    "FormData",
+    "Projector",
+    "ReadModel",
+    "RebuildProgress",
+    "RepeatInstance",
+    "build_aggregation_service",
+    "flatten",
+    "merged_fields",
+]

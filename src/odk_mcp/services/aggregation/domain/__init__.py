@@ -1,0 +1,1 @@
+"""Pure logic of the aggregation service (no I/O)."""

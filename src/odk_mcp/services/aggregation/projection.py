@@ -1,0 +1,195 @@
+"""Keeping the read model up to date: the event consumer and the rebuild share one writer.
+
+Every application re-reads the submission's CURRENT state (through the submissions service's
+snapshot port, on the caller's connection) and replaces its rows as a whole, so applying an
+event twice, late or out of order converges on the same rows. Writers of one submission are
+serialised by a transaction-scoped advisory lock taken BEFORE the read: whoever writes last
+also read last, so a slow writer can never put back an older state. An event older than the
+one last applied is skipped (the later application already read a newer state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from odk_mcp.events import Consumer, Event
+from odk_mcp.kernel import problems
+from odk_mcp.kernel.db import Database
+from odk_mcp.kernel.problems import Problem
+from odk_mcp.services.aggregation.adapters.tables import repeat_rows, rows
+from odk_mcp.services.aggregation.domain.flatten import field_index, flatten
+from odk_mcp.services.forms import Field, FormLookup
+from odk_mcp.services.submissions import (
+    SubmissionSnapshot,
+    count_submissions,
+    read_snapshot,
+    read_snapshots,
+    submission_ids,
+)
+
+CONSUMER_NAME = "aggregation.read_model"
+EVENTS = frozenset(
+    {
+        "submission.received",
+        "submission.edited",
+        "submission.reviewed",
+        "submission.deleted",
+        "submission.restored",
+        "submission.attachments.updated",
+    }
+)
+# Advisory lock class of read-model writers ("AGGR"); the object id is the submission id.
+LOCK_CLASS = 0x41474752
+_LOCK = text("SELECT pg_advisory_xact_lock(:cls, CAST(:key AS integer))")
+_LOCK_MANY = text(
+    "SELECT pg_advisory_xact_lock(:cls, CAST(k AS integer))"
+    " FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k"
+)
+_ROW_COLUMNS = [c.name for c in rows.columns]
+
+
+def _lock_key(submission_id: int) -> int:
+    return submission_id % 2_147_483_647
+
+
+@dataclass(frozen=True)
+class RebuildProgress:
+    done: int
+    total: int
+
+
+class Projector:
+    def __init__(self, db: Database, lookup: FormLookup) -> None:
+        self._db = db
+        self._lookup = lookup
+
+    def consumer(self) -> Consumer:
+        return Consumer(CONSUMER_NAME, EVENTS, self.handle)
+
+    async def handle(self, conn: AsyncConnection, event: Event) -> None:
+        submission_id = event.payload.get("submissionId")
+        if not isinstance(submission_id, int):
+            raise ValueError(f"event {event.id} ({event.name}) has no integer submissionId")
+        await self.apply(conn, submission_id, event.id)
+
+    async def apply(self, conn: AsyncConnection, submission_id: int, event_id: int) -> None:
+        """Bring one submission's rows to its current state (event `event_id` triggered it)."""
+        await conn.execute(_LOCK, {"cls": LOCK_CLASS, "key": _lock_key(submission_id)})
+        stored = (
+            await conn.execute(
+                select(rows.c.event_id, rows.c.version_id).where(rows.c.submission_id == submission_id)
+            )
+        ).first()
+        if stored is not None and stored.event_id > event_id:
+            return
+        snapshot = await read_snapshot(conn, submission_id)
+        if snapshot is None:
+            await conn.execute(delete(repeat_rows).where(repeat_rows.c.submission_id == submission_id))
+            await conn.execute(delete(rows).where(rows.c.submission_id == submission_id))
+            return
+        fields = await self._fields(snapshot.form_def_id)
+        same_version = stored is not None and stored.version_id == snapshot.version_id
+        await _write(conn, [snapshot], fields, event_id, replace_repeats=not same_version)
+
+    async def rebuild(
+        self,
+        form_ids: Sequence[int] | None = None,
+        batch_size: int = 500,
+        progress: Callable[[RebuildProgress], Awaitable[None] | None] | None = None,
+    ) -> int:
+        """Rewrite the rows of every stored submission (of those forms), batch by batch, with
+        exactly what the event path writes; answers how many submissions were rebuilt."""
+        async with self._db.read() as conn:
+            total = await count_submissions(conn, form_ids)
+        done = 0
+        after = 0
+        while True:
+            async with self._db.transaction() as conn:
+                ids = await submission_ids(conn, after, batch_size, form_ids)
+                if not ids:
+                    break
+                await conn.execute(_LOCK_MANY, {"cls": LOCK_CLASS, "keys": [_lock_key(i) for i in ids]})
+                snapshots = await read_snapshots(conn, ids)
+                fields_by_def = {s.form_def_id: await self._fields(s.form_def_id) for s in snapshots}
+                for def_id, fields in fields_by_def.items():
+                    batch = [s for s in snapshots if s.form_def_id == def_id]
+                    await _write(conn, batch, fields, 0, replace_repeats=True)
+            after = ids[-1]
+            done += len(ids)
+            if progress is not None:
+                result = progress(RebuildProgress(done, max(total, done)))
+                if result is not None:
+                    await result
+        return done
+
+    async def form_ids(self, forms: Sequence[tuple[int, str]]) -> list[int]:
+        """The ids of live forms named `(project id, xmlFormId)`; 404.1 names an unknown one."""
+        found = []
+        for project_id, xml_form_id in forms:
+            form_id = await self._lookup.live_form_id(project_id, xml_form_id)
+            if form_id is None:
+                raise Problem(
+                    problems.NOT_FOUND,
+                    f"No form {xml_form_id} in project {project_id}.",
+                    {"projectId": project_id, "xmlFormId": xml_form_id},
+                )
+            found.append(form_id)
+        return found
+
+    async def _fields(self, def_id: int) -> dict[str, Field]:
+        schema = await self._lookup.schema_of(def_id)
+        if schema is None:
+            raise LookupError(f"form definition {def_id} is unknown")
+        return field_index(schema)
+
+
+def _row_values(snapshot: SubmissionSnapshot, root: dict[str, Any], event_id: int) -> dict[str, Any]:
+    values = {name: getattr(snapshot, name) for name in _ROW_COLUMNS if hasattr(snapshot, name)}
+    values["data"] = root
+    values["event_id"] = event_id
+    return values
+
+
+async def _write(
+    conn: AsyncConnection,
+    snapshots: Sequence[SubmissionSnapshot],
+    fields: dict[str, Field],
+    event_id: int,
+    *,
+    replace_repeats: bool,
+) -> None:
+    """Upsert the root rows and, when asked, replace the repeat rows of these submissions."""
+    flats = [(s, flatten(s.data, fields, s.instance_id)) for s in snapshots]
+    statement = pg_insert(rows).values([_row_values(s, flat.root, event_id) for s, flat in flats])
+    updates: dict[str, Any] = {
+        name: statement.excluded[name] for name in _ROW_COLUMNS if name != "submission_id"
+    }
+    updates["event_id"] = func.greatest(rows.c.event_id, statement.excluded.event_id)
+    await conn.execute(statement.on_conflict_do_update(index_elements=[rows.c.submission_id], set_=updates))
+    if not replace_repeats:
+        return
+    ids = [s.submission_id for s in snapshots]
+    await conn.execute(delete(repeat_rows).where(repeat_rows.c.submission_id.in_(ids)))
+    repeat_values = [
+        {
+            "submission_id": s.submission_id,
+            "form_id": s.form_id,
+            "draft": s.draft,
+            "repeat_path": r.repeat_path,
+            "key": r.key,
+            "parent_key": r.parent_key,
+            "ordinal": r.ordinal,
+            "seq": r.seq,
+            "data": r.data,
+        }
+        for s, flat in flats
+        for r in flat.repeats
+    ]
+    if repeat_values:
+        await conn.execute(insert(repeat_rows), repeat_values)
