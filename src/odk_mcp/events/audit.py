@@ -99,3 +99,17 @@ class AuditLog:
         async with self._db.read() as conn:
             rows = (await conn.execute(stmt)).mappings().all()
         return [AuditEntry(**dict(row)) for row in rows]
+
+
+async def audits_for(
+    conn: AsyncConnection, target_type: str, target_id: str, limit: int = 1000
+) -> list[AuditEntry]:
+    """The audit trail of one resource, newest first (services check access before asking)."""
+    stmt = (
+        select(audits)
+        .where(audits.c.target_type == target_type, audits.c.target_id == target_id)
+        .order_by(audits.c.logged_at.desc(), audits.c.id.desc())
+        .limit(limit)
+    )
+    rows = (await conn.execute(stmt)).mappings().all()
+    return [AuditEntry(**dict(row)) for row in rows]
