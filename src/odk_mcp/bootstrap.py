@@ -21,6 +21,7 @@ from odk_mcp.infra.s3_blobs import S3BlobStore, S3Location
 from odk_mcp.infra.sealing import Sealer, load_or_create_key
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.aggregation import AggregationService, build_aggregation_service
+from odk_mcp.services.entities import EntitiesService, build_entities_service
 from odk_mcp.services.forms import FormLimits, FormsService, build_forms_service
 from odk_mcp.services.submissions import SubmissionsService, build_submissions_service
 from odk_mcp.services.users import (
@@ -41,6 +42,7 @@ class Container:
     forms: FormsService
     submissions: SubmissionsService
     aggregation: AggregationService
+    entities: EntitiesService
     audit_log: AuditLog
     consumers: ConsumerRegistry
     deliveries: Deliveries
@@ -112,6 +114,7 @@ def build_container(settings: Settings, database_url: str) -> Container:
         sealer=Sealer(secret_key(settings)),
     )
     aggregation = build_aggregation_service(db, policy, forms.lookup, settings.public_url)
+    entities = build_entities_service(db, policy, forms.catalogue, settings.public_url)
     # Each service's event consumers join this registry as services grow them (docs/events.md).
     consumers = ConsumerRegistry([*aggregation.consumers()])
     return Container(
@@ -122,6 +125,7 @@ def build_container(settings: Settings, database_url: str) -> Container:
         forms=forms,
         submissions=submissions,
         aggregation=aggregation,
+        entities=entities,
         audit_log=AuditLog(db, users.policy),
         consumers=consumers,
         deliveries=Deliveries(db, users.policy),

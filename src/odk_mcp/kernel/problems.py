@@ -216,3 +216,19 @@ UNSUPPORTED_ODATA_EXPAND = _define(
 UNSUPPORTED_ODATA_SELECT_EXPAND = _define(
     501.11, "unsupportedODataSelectExpand", "This server doesn't support $select together with $expand."
 )
+
+# Entities service (ODK Central's codes).
+INVALID_ENTITY = _define(400.28, "invalidEntity", "The entity is invalid.")
+NO_CONFLICT_ENTITY = _define(400.32, "noConflictEntity", "The Entity doesn't have any conflict.")
+ODATA_INVALID_SKIPTOKEN = _define(400.35, "odataInvalidSkiptoken", "Invalid $skiptoken.")
+ENTITY_VERSION_CONFLICT = _define(
+    409.15,
+    "entityVersionConflict",
+    "The baseVersion given is not the current version of the Entity. Correct the version number or pass"
+    " ?force=true to update the Entity anyway.",
+)
+ENTITY_UUID_DELETED = _define(
+    409.19,
+    "entityUniquenessViolationWithDeleted",
+    "The UUID(s) cannot be used because they are associated with deleted Entities.",
+)

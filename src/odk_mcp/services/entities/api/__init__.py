@@ -1,0 +1,13 @@
+"""HTTP routers of the entities service."""
+
+from fastapi import APIRouter
+
+from odk_mcp.services.entities.api import datasets, entities, odata
+
+
+def router() -> APIRouter:
+    api = APIRouter()
+    # OData first: `/datasets/{name}.svc` would otherwise be read as a list named "x.svc".
+    for module in (odata, datasets, entities):
+        api.include_router(module.router)
+    return api

@@ -1,0 +1,1 @@
+"""Pure rules of entity lists: names, payloads, versions and conflicts (no I/O)."""

@@ -1,0 +1,1 @@
+"""The OData feed of an entity list: service document, $metadata and the Entities set."""

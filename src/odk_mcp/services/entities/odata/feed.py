@@ -1,0 +1,164 @@
+"""The OData facade of entity lists: service document, $metadata, and the Entities feed
+streamed as JSON (rows are rendered as they come from a server-side cursor)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import DBAPIError
+
+from odk_mcp.kernel import problems
+from odk_mcp.kernel.access import Authorizer
+from odk_mcp.kernel.actor import Actor
+from odk_mcp.kernel.clock import iso
+from odk_mcp.kernel.db import Database
+from odk_mcp.kernel.problems import Problem
+from odk_mcp.services.entities.adapters import store
+from odk_mcp.services.entities.odata.columns import Columns
+from odk_mcp.services.entities.odata.metadata import edmx
+from odk_mcp.services.entities.odata.query import Page, count_query, encode_token, parse_page, rows_query
+from odk_mcp.services.entities.ports import ProjectDirectory
+
+STREAM_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class FeedRequest:
+    """An Entities request: its query options (raw), and the URL the next link is built on."""
+
+    params: dict[str, str]
+    service_root: str  # absolute URL of `…/datasets/{name}.svc`
+
+
+def service_root(public_url: str, project_id: int, name: str) -> str:
+    return f"{public_url.rstrip('/')}/v1/projects/{project_id}/datasets/{quote(name, safe='')}.svc"
+
+
+def row_json(row: RowMapping, columns: Columns, selected: frozenset[str] | None) -> dict[str, Any]:
+    def wanted(name: str) -> bool:
+        return selected is None or name in selected
+
+    out: dict[str, Any] = {}
+    if wanted("__id"):
+        out["__id"] = str(row["uuid"])
+    if wanted("label"):
+        out["label"] = row["label"]
+    system = {
+        "createdAt": iso(row["created_at"]),
+        "creatorId": str(row["creator_id"]) if row["creator_id"] is not None else None,
+        "updates": row["version"] - 1,
+        "updatedAt": iso(row["updated_at"]),
+        "version": row["version"],
+        "conflict": row["conflict"],
+    }
+    if wanted("__system"):
+        out["__system"] = system
+    elif selected is not None:
+        picked = {k: v for k, v in system.items() if f"__system/{k}" in selected}
+        if picked:
+            out["__system"] = picked
+    data = row["data"]
+    for odata_name, name in columns.properties.items():
+        if wanted(odata_name):
+            out[odata_name] = data.get(name, "")
+    return out
+
+
+class EntityFeed:
+    def __init__(
+        self, db: Database, authorizer: Authorizer, projects: ProjectDirectory, public_url: str
+    ) -> None:
+        self._db = db
+        self._authz = authorizer
+        self._projects = projects
+        self.public_url = public_url
+
+    async def _columns(self, actor: Actor, project_id: int, name: str) -> tuple[int, Columns]:
+        self._authz.require(actor, "entity.list", project_id)
+        if not await self._projects.project_exists(project_id):
+            raise Problem(problems.NOT_FOUND)
+        async with self._db.read() as conn:
+            dataset = await store.dataset(conn, project_id, name)
+            return int(dataset["id"]), Columns.of(await store.property_names(conn, dataset["id"]))
+
+    async def service_document(self, actor: Actor, project_id: int, name: str) -> dict[str, Any]:
+        await self._columns(actor, project_id, name)
+        root = service_root(self.public_url, project_id, name)
+        return {
+            "@odata.context": f"{root}/$metadata",
+            "value": [{"name": "Entities", "kind": "EntitySet", "url": "Entities"}],
+        }
+
+    async def metadata(self, actor: Actor, project_id: int, name: str) -> bytes:
+        _, columns = await self._columns(actor, project_id, name)
+        return edmx(name, list(columns.properties))
+
+    async def entities(
+        self, actor: Actor, project_id: int, name: str, request: FeedRequest
+    ) -> AsyncIterator[bytes]:
+        """Check everything (rights, options, the query itself) before the first byte, then stream."""
+        dataset_id, columns = await self._columns(actor, project_id, name)
+        page = parse_page(request.params, columns)
+        total = None
+        try:
+            async with self._db.read() as conn:
+                if page.count:
+                    total = int((await conn.execute(count_query(dataset_id, page))).scalar_one())
+                if page.top is not None:
+                    rows = list((await conn.execute(rows_query(dataset_id, page))).mappings().all())
+                    return self._page(page, columns, rows, total, request)
+                if page.condition is not None:
+                    # Plan the filter once before streaming: type errors surface as a 400 now.
+                    await conn.execute(rows_query(dataset_id, page).limit(0))
+        except DBAPIError as exc:
+            raise Problem(
+                problems.UNPARSEABLE_ODATA_EXPRESSION,
+                "The OData filter expression you provided compares values of incompatible types.",
+                {"reason": type(getattr(exc, "orig", exc)).__name__},
+            ) from exc
+        return self._stream(dataset_id, page, columns, total, request)
+
+    def _head(self, request: FeedRequest, total: int | None) -> bytes:
+        head = '{"@odata.context":' + json.dumps(f"{request.service_root}/$metadata#Entities")
+        if total is not None:
+            head += f',"@odata.count":{total}'
+        return (head + ',"value":[').encode()
+
+    async def _page(
+        self, page: Page, columns: Columns, rows: list[RowMapping], total: int | None, request: FeedRequest
+    ) -> AsyncIterator[bytes]:
+        assert page.top is not None
+        more = len(rows) > page.top
+        rows = rows[: page.top]
+        body = [self._head(request, total)]
+        body.append(",".join(json.dumps(row_json(r, columns, page.selected)) for r in rows).encode())
+        tail = "]"
+        if more and rows:
+            token = (
+                {"id": rows[-1]["id"]}
+                if page.default_order
+                else {"o": page.offset_token + page.skip + page.top}
+            )
+            params = {k: v for k, v in request.params.items() if k not in ("$skip", "$skiptoken")}
+            params["$skiptoken"] = encode_token(token)
+            tail += ',"@odata.nextLink":' + json.dumps(f"{request.service_root}/Entities?{urlencode(params)}")
+        body.append((tail + "}").encode())
+        yield b"".join(body)
+
+    async def _stream(
+        self, dataset_id: int, page: Page, columns: Columns, total: int | None, request: FeedRequest
+    ) -> AsyncIterator[bytes]:
+        yield self._head(request, total)
+        first = True
+        async with self._db.read() as conn:
+            result = await conn.stream(rows_query(dataset_id, page).execution_options(yield_per=STREAM_BATCH))
+            async for batch in result.mappings().partitions(STREAM_BATCH):
+                text = ",".join(json.dumps(row_json(r, columns, page.selected)) for r in batch)
+                yield ((text if first else "," + text) if text else "").encode()
+                first = False
+        yield b"]}"
