@@ -34,8 +34,8 @@ async def counts(container: Container) -> tuple[int, int, int]:
         row = (
             await conn.execute(
                 text(
-                    "SELECT (SELECT count(*) FROM entities.datasets), (SELECT count(*) FROM entities.entities),"
-                    " (SELECT count(*) FROM entities.versions)"
+                    "SELECT (SELECT count(*) FROM entities.datasets),"
+                    " (SELECT count(*) FROM entities.entities), (SELECT count(*) FROM entities.versions)"
                 )
             )
         ).one()
@@ -225,7 +225,7 @@ async def test_bad_single_entities_and_unknown_targets(
     assert unknown.status_code == 404
     for path in (f"{base}/{uuid.uuid4()}", f"{base}/../../x", f"{base}/x'; DROP TABLE x;--"):
         assert (await client.get(path, headers=admin.auth)).status_code == 404
-    assert (await client.get(f"/v1/projects/99999/datasets", headers=admin.auth)).status_code == 404
+    assert (await client.get("/v1/projects/99999/datasets", headers=admin.auth)).status_code == 404
     assert await counts(container) == (1, 0, 0)
 
 

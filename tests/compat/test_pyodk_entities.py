@@ -29,7 +29,7 @@ def test_entity_lists_create_get_list_and_add_property(client: Client) -> None:
     got = client.entity_lists.get(entity_list_name="sites")
     assert got.properties is not None and [p.name for p in got.properties] == ["district"]
     assert [e.name for e in client.entity_lists.list()] == ["sites"]
-    with pytest.raises(PyODKError, match="400.8"):
+    with pytest.raises(PyODKError, match=r"400\.8"):
         client.entity_lists.add_property(name="label", entity_list_name="sites")
 
 
@@ -42,7 +42,7 @@ def test_entities_create_update_delete_and_table(client: Client) -> None:
         uuid=entity.uuid, entity_list_name="people", data={"age": "37"}, base_version=1
     )
     assert updated.currentVersion.version == 2 and updated.currentVersion.baseVersion == 1
-    with pytest.raises(PyODKError, match="409.15"):
+    with pytest.raises(PyODKError, match=r"409\.15"):
         client.entities.update(uuid=entity.uuid, entity_list_name="people", label="Ada L.", base_version=1)
     forced = client.entities.update(uuid=entity.uuid, entity_list_name="people", label="Ada L.", force=True)
     assert forced.currentVersion.label == "Ada L."
