@@ -69,7 +69,9 @@ class _Visitor(AstToSqlAlchemyCoreVisitor):
 def parse_filter(expression: str, columns: Columns) -> ColumnElement[bool]:
     """A SQL condition for an OData `$filter` (400.18 when unparseable, 501.5 for unknown fields)."""
     if len(expression) > MAX_FILTER_LENGTH:
-        raise Problem(problems.UNPARSEABLE_ODATA_EXPRESSION, details={"reason": "The expression is too long."})
+        raise Problem(
+            problems.UNPARSEABLE_ODATA_EXPRESSION, details={"reason": "The expression is too long."}
+        )
     try:
         tree = ODataParser().parse(ODataLexer().tokenize(expression))
         condition: ColumnElement[bool] = _Visitor(columns).visit(tree)
@@ -86,5 +88,7 @@ def parse_filter(expression: str, columns: Columns) -> ColumnElement[bool]:
             {"reason": str(exc)[:500]},
         ) from exc
     if not hasattr(condition, "type"):
-        raise Problem(problems.UNPARSEABLE_ODATA_EXPRESSION, details={"reason": "The filter is not a condition."})
+        raise Problem(
+            problems.UNPARSEABLE_ODATA_EXPRESSION, details={"reason": "The filter is not a condition."}
+        )
     return condition
