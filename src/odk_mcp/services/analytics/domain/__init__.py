@@ -1,0 +1,1 @@
+"""Pure analytics: statistics and data-quality rules over columnar (Polars) frames, no I/O."""

@@ -1,0 +1,74 @@
+"""A full quality scan of a form's submissions: every enabled rule, then the enumerator table."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import polars as pl
+
+from odk_mcp.services.analytics.domain.fields import FieldIndex
+from odk_mcp.services.analytics.domain.quality.anomaly import anomaly_findings
+from odk_mcp.services.analytics.domain.quality.dates import date_findings
+from odk_mcp.services.analytics.domain.quality.duplicates import duplicate_findings
+from odk_mcp.services.analytics.domain.quality.duration import duration_findings, durations
+from odk_mcp.services.analytics.domain.quality.enumerators import (
+    EnumeratorRow,
+    enumerator_findings,
+    enumerator_table,
+)
+from odk_mcp.services.analytics.domain.quality.findings import Finding, QualityConfig
+from odk_mcp.services.analytics.domain.quality.gps import gps_findings
+from odk_mcp.services.analytics.domain.quality.outliers import outlier_findings
+from odk_mcp.services.analytics.domain.quality.straightlining import straightlining_findings
+
+RULES = (
+    "speeding",
+    "negative_duration",
+    "straightlining",
+    "duplicate",
+    "near_duplicate",
+    "outlier",
+    "anomaly",
+    "gps_outside_area",
+    "gps_far_from_cluster",
+    "gps_repeated",
+    "future_date",
+    "date_before_form",
+    "enumerator_flag_rate",
+    "enumerator_answer_pattern",
+)
+
+
+@dataclass(frozen=True)
+class QualityScan:
+    submissions: int
+    findings: list[Finding]
+    enumerators: list[EnumeratorRow]
+    median_duration_seconds: float | None
+    by_rule: dict[str, int]
+
+
+def scan(frame: pl.DataFrame, fields: FieldIndex, config: QualityConfig | None = None) -> QualityScan:
+    """Run the rules over a frame ordered oldest first (duplicates flag the later submission)."""
+    config = config or QualityConfig()
+    seconds = durations(frame, fields, config)
+    findings: list[Finding] = []
+    if seconds is not None:
+        findings += duration_findings(frame, seconds, config)
+    if config.enabled("straightlining"):
+        findings += straightlining_findings(frame, fields, config)
+    findings += duplicate_findings(frame, fields, config)
+    if config.enabled("outlier"):
+        findings += outlier_findings(frame, fields, config)
+    if config.enabled("anomaly"):
+        findings += anomaly_findings(frame, fields, config)
+    findings += gps_findings(frame, fields, config)
+    findings += date_findings(frame, fields, config)
+    table = enumerator_table(frame, fields, findings, seconds)
+    findings += enumerator_findings(table, config)
+    median = None
+    if seconds is not None:
+        positive = seconds.filter(seconds >= 0)
+        median = float(positive.median()) if positive.len() else None  # type: ignore[arg-type]
+    return QualityScan(frame.height, findings, table, median, dict(Counter(f.rule for f in findings)))
