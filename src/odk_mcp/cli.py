@@ -1,4 +1,4 @@
-"""The `odk-mcp` command: serve, worker, migrate, user management, event deliveries, version."""
+"""The `odk-mcp` command: serve, worker, migrate, export, user management, event deliveries, version."""
 
 from __future__ import annotations
 
@@ -213,6 +213,64 @@ def migrate(data_dir: DataDir = None) -> None:
 
     _run(_settings(data_dir, run_migrations_on_start=True), work)
     typer.echo("database is up to date")
+
+
+@app.command("export")
+def export_command(
+    project: Annotated[int, typer.Option("--project", help="Project id.")],
+    form: Annotated[str, typer.Option("--form", help="The form's xmlFormId.")],
+    out: Annotated[Path, typer.Option("--out", help="File to write (replaced when complete).")],
+    export_format: Annotated[
+        str, typer.Option("--format", help="csv.zip, csv, xlsx, geojson, sav or parquet.")
+    ] = "csv.zip",
+    draft: Annotated[bool, typer.Option("--draft", help="Export the draft's test submissions.")] = False,
+    odata_filter: Annotated[str | None, typer.Option("--filter", help="An OData $filter.")] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", help="An export option as name=value (e.g. groupPaths=false), repeatable."),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Export a form's submissions to a file with a progress bar (the API's exports, as the server)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from odk_mcp.bootstrap import Container
+    from odk_mcp.kernel.actor import SYSTEM
+    from odk_mcp.services.aggregation.exports import ExportFormat, parse_options
+
+    raw: dict[str, object] = {}
+    for item in option or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            _fail(f"--option takes name=value, not {item!r}")
+        raw[name.strip()] = value
+    if odata_filter is not None:
+        raw["$filter"] = odata_filter
+
+    async def work(container: Container) -> int:
+        fmt = ExportFormat.parse(export_format)
+        options = parse_options(raw, strict=True)
+        exports = container.exports.exports
+        prepared = await exports.prepare(SYSTEM, project, form, draft, fmt, options)
+        total = await exports.count(prepared)
+        part = out.with_name(out.name + ".part")
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, transient=False) as bar:
+            task = bar.add_task(f"{form} → {out.name}", total=total)
+
+            async def progress(rows: int) -> None:
+                bar.advance(task, rows)
+
+            try:
+                await exports.write(prepared, part, progress)
+            except BaseException:
+                part.unlink(missing_ok=True)
+                raise
+        part.replace(out)
+        return total
+
+    count = _run(_settings(data_dir), work)
+    typer.echo(f"{count} submissions exported to {out}")
 
 
 @app.command()

@@ -151,6 +151,29 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="How often an idle worker looks for due deliveries without a NOTIFY."
     )
 
+    export_sav_max_rows: int = Field(
+        default=250_000,
+        ge=1,
+        description="Most submissions in one SPSS .sav export (its writer holds the whole table; 422.2 beyond).",
+    )
+    export_batch_size: int = Field(
+        default=2000, ge=10, le=100_000, description="Submissions read from the read model per export batch."
+    )
+    export_job_ttl_hours: float = Field(
+        default=24.0, gt=0, description="How long a finished export job's file is kept for download."
+    )
+    export_job_stale_seconds: float = Field(
+        default=300.0,
+        ge=1,
+        description="A running export job without a heartbeat for this long (its server died) is restarted.",
+    )
+    export_job_max_attempts: int = Field(
+        default=3, ge=1, le=20, description="Starts of an export job (after crashes) before it is marked failed."
+    )
+    export_job_poll_seconds: float = Field(
+        default=2.0, gt=0, description="How often an idle server looks for queued export jobs."
+    )
+
     @property
     def embedded(self) -> bool:
         return self.database_url is None

@@ -132,6 +132,9 @@ CONVERSION_LIMITS = _define(
 EXPORT_TOO_LARGE = _define(
     422.2, "exportTooLarge", "This export format cannot hold that many submissions; narrow the export."
 )
+EXPORT_NOT_READY = _define(
+    409.31, "exportNotReady", "The export is not ready: see its status for progress or the reason it failed."
+)
 
 # Submissions service.
 MISSING_MULTIPART_FIELD = _define(

@@ -8,6 +8,7 @@ from odk_mcp.infra.blobs import BlobStore
 from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.forms import FormLookup
+from odk_mcp.services.submissions.media import AttachmentBlob, current_attachments
 from odk_mcp.services.submissions.receiving import IncomingFile, Receiver, ReceiveSubmission
 from odk_mcp.services.submissions.records import ListFilter, Records
 from odk_mcp.services.submissions.snapshots import (
@@ -45,6 +46,7 @@ def build_submissions_service(
 
 
 __all__ = [
+    "AttachmentBlob",
     "IncomingFile",
     "ListFilter",
     "Receipt",
@@ -54,6 +56,7 @@ __all__ = [
     "SubmissionsService",
     "build_submissions_service",
     "count_submissions",
+    "current_attachments",
     "read_snapshot",
     "read_snapshots",
     "submission_ids",
