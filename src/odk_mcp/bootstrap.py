@@ -21,9 +21,10 @@ from odk_mcp.infra.s3_blobs import S3BlobStore, S3Location
 from odk_mcp.infra.sealing import Sealer, load_or_create_key
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.aggregation import AggregationService, build_aggregation_service
+from odk_mcp.services.aggregation.exports import ExportSettings, ExportsService, build_exports_service
 from odk_mcp.services.entities import EntitiesService, build_entities_service
 from odk_mcp.services.forms import FormLimits, FormsService, build_forms_service
-from odk_mcp.services.submissions import SubmissionsService, build_submissions_service
+from odk_mcp.services.submissions import SubmissionsService, build_submissions_service, current_attachments
 from odk_mcp.services.users import (
     AccessPolicy,
     UsersService,
@@ -43,6 +44,7 @@ class Container:
     submissions: SubmissionsService
     aggregation: AggregationService
     entities: EntitiesService
+    exports: ExportsService
     audit_log: AuditLog
     consumers: ConsumerRegistry
     deliveries: Deliveries
@@ -56,8 +58,10 @@ class Container:
         await self.forms.start()
         if self.settings.worker_in_process:
             self.worker.start()
+        self.exports.start()
 
     async def close(self) -> None:
+        await self.exports.stop()
         await self.worker.stop()
         await self.forms.stop()
         await self.db.dispose()
@@ -115,6 +119,22 @@ def build_container(settings: Settings, database_url: str) -> Container:
     )
     aggregation = build_aggregation_service(db, policy, forms.lookup, settings.public_url)
     entities = build_entities_service(db, policy, forms.catalogue, settings.public_url)
+    exports = build_exports_service(
+        db,
+        aggregation.read_model,
+        users.names,
+        current_attachments,
+        blobs,
+        ExportSettings(
+            data_dir=settings.data_dir,
+            sav_max_rows=settings.export_sav_max_rows,
+            batch_size=settings.export_batch_size,
+            job_ttl=timedelta(hours=settings.export_job_ttl_hours),
+            job_stale_after=timedelta(seconds=settings.export_job_stale_seconds),
+            job_max_attempts=settings.export_job_max_attempts,
+            job_poll_seconds=settings.export_job_poll_seconds,
+        ),
+    )
     # Each service's event consumers join this registry as services grow them (docs/events.md).
     consumers = ConsumerRegistry([*aggregation.consumers()])
     return Container(
@@ -126,6 +146,7 @@ def build_container(settings: Settings, database_url: str) -> Container:
         submissions=submissions,
         aggregation=aggregation,
         entities=entities,
+        exports=exports,
         audit_log=AuditLog(db, users.policy),
         consumers=consumers,
         deliveries=Deliveries(db, users.policy),

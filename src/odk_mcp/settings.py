@@ -154,7 +154,8 @@ class Settings(BaseSettings):
     export_sav_max_rows: int = Field(
         default=250_000,
         ge=1,
-        description="Most submissions in one SPSS .sav export (its writer holds the whole table; 422.2 beyond).",
+        description="Most submissions in one SPSS .sav export (its writer holds the whole table; 422.2"
+        " beyond).",
     )
     export_batch_size: int = Field(
         default=2000, ge=10, le=100_000, description="Submissions read from the read model per export batch."
@@ -168,7 +169,10 @@ class Settings(BaseSettings):
         description="A running export job without a heartbeat for this long (its server died) is restarted.",
     )
     export_job_max_attempts: int = Field(
-        default=3, ge=1, le=20, description="Starts of an export job (after crashes) before it is marked failed."
+        default=3,
+        ge=1,
+        le=20,
+        description="Starts of an export job (after crashes) before it is marked failed.",
     )
     export_job_poll_seconds: float = Field(
         default=2.0, gt=0, description="How often an idle server looks for queued export jobs."

@@ -18,7 +18,9 @@ from odk_mcp.bootstrap import Container
 
 
 async def _start(client: httpx.AsyncClient, admin: Person, pid: int, body: object) -> httpx.Response:
-    return await client.post(f"/v1/projects/{pid}/forms/household_survey/exports", json=body, headers=admin.auth)
+    return await client.post(
+        f"/v1/projects/{pid}/forms/household_survey/exports", json=body, headers=admin.auth
+    )
 
 
 async def test_job_lifecycle_progress_download_and_owner(
@@ -69,7 +71,9 @@ async def test_a_job_interrupted_by_a_crash_is_restarted(
     assert claimed is not None and claimed["attempts"] == 1
     assert await jobs.claim() is None  # its heartbeat is fresh: nobody steals it
     async with container.db.transaction() as conn:
-        await conn.execute(text("UPDATE aggregation.export_jobs SET heartbeat_at = now() - interval '1 hour'"))
+        await conn.execute(
+            text("UPDATE aggregation.export_jobs SET heartbeat_at = now() - interval '1 hour'")
+        )
     assert await jobs.run_one()
     status = (await client.get(f"/v1/exports/{handle}", headers=admin.auth)).json()
     assert status["status"] == "done" and status["attempts"] == 2

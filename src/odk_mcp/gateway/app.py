@@ -24,6 +24,7 @@ from odk_mcp.gateway.middleware import (
     RateLimitMiddleware,
 )
 from odk_mcp.kernel.actor import Actor
+from odk_mcp.services.aggregation.exports.api import router as exports_router
 from odk_mcp.services.entities.api import router as entities_router
 from odk_mcp.services.forms.api import router as forms_router
 from odk_mcp.services.submissions.api import router as submissions_router
@@ -37,6 +38,7 @@ def _attach(app: FastAPI, container: Container) -> None:
     app.state.forms = container.forms
     app.state.submissions = container.submissions
     app.state.entities = container.entities
+    app.state.exports = container.exports
     app.state.audit_log = container.audit_log
     app.state.deliveries = container.deliveries
 
@@ -80,6 +82,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(forms_router())
     app.include_router(submissions_router())
     app.include_router(entities_router())
+    app.include_router(exports_router())
     app.include_router(audits_router)
     app.include_router(events_router)
 

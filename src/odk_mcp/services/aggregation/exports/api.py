@@ -95,7 +95,9 @@ def _export_route(fmt: ExportFormat, draft: bool) -> Any:
         await service.audit_export(actor, prepared)
         headers = {"Content-Disposition": content_disposition(prepared.file_name)}
         if prepared.streamed:
-            return StreamingResponse(service.exports.stream(prepared), media_type=fmt.media_type, headers=headers)
+            return StreamingResponse(
+                service.exports.stream(prepared), media_type=fmt.media_type, headers=headers
+            )
         path = await service.spool_path(prepared.file_name)
         try:
             await service.exports.write(prepared, path)

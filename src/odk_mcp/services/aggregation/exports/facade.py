@@ -9,9 +9,11 @@ every format in export jobs).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+import anyio
 
 from odk_mcp.infra.blobs import BlobStore
 from odk_mcp.kernel import problems
@@ -118,7 +120,9 @@ class Exports:
         if options.split_select_multiples:
             values = await source.select_values(select_multiple_paths(schema))
         root_only = fmt not in (ExportFormat.CSV_ZIP, ExportFormat.XLSX)
-        tables = build_tables(schema, group_paths=options.group_paths, select_values=values, root_only=root_only)
+        tables = build_tables(
+            schema, group_paths=options.group_paths, select_values=values, root_only=root_only
+        )
         if fmt is ExportFormat.SAV:
             count = await source.count()
             if count > self._limits.sav_max_rows:
@@ -131,9 +135,7 @@ class Exports:
         labeller = Labeller(options.lang) if options.labels or fmt is ExportFormat.SAV else None
         return PreparedExport(form, fmt, options, tuple(tables), source, labeller, geometry)
 
-    def stream(
-        self, export: PreparedExport, progress: render.Progress | None = None
-    ) -> AsyncIterator[bytes] | render.AsyncIterable[bytes]:
+    def stream(self, export: PreparedExport, progress: render.Progress | None = None) -> AsyncIterable[bytes]:
         """The bytes of a streamed format (csv, csv.zip, geojson)."""
         report = progress or _ignore
         labeller = export.labeller if export.options.labels else None
@@ -146,7 +148,9 @@ class Exports:
             return render.csv_zip(export.tables, export.source, media, self._blobs, report, labeller)
         raise ValueError(f"{export.format} is not a streamed format")
 
-    async def write(self, export: PreparedExport, path: Path, progress: render.Progress | None = None) -> None:
+    async def write(
+        self, export: PreparedExport, path: Path, progress: render.Progress | None = None
+    ) -> None:
         """Write the export to `path`, in any format."""
         report = progress or _ignore
         labeller = export.labeller if export.options.labels else None
@@ -162,9 +166,9 @@ class Exports:
                 path, root, export.source, export.labeller, self._limits.sav_max_rows, report, title
             )
         else:
-            with path.open("wb") as out:
+            async with await anyio.open_file(path, "wb") as out:
                 async for chunk in self.stream(export, report):
-                    out.write(chunk)
+                    await out.write(chunk)
 
     async def count(self, export: PreparedExport) -> int:
         return await export.source.count()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import uuid
 from contextlib import suppress
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import text
 from sqlalchemy.engine import RowMapping
 
@@ -33,10 +33,10 @@ from odk_mcp.kernel.clock import iso
 from odk_mcp.kernel.db import Database
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.kernel.tokens import hash_token, new_token
-from odk_mcp.services.aggregation.exports.domain.options import ExportFormat, ExportOptions, parse_options
+from odk_mcp.services.aggregation.exports.domain.options import ExportFormat, parse_options
 from odk_mcp.services.aggregation.exports.facade import Exports, PreparedExport
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 EXPORT_NOT_READY = problems.EXPORT_NOT_READY
 
@@ -163,6 +163,8 @@ class ExportJobs:
         return handle, JobView(row)
 
     async def get(self, actor: Actor, handle: str) -> JobView:
+        if actor.anonymous:
+            raise Problem(problems.AUTHENTICATION_REQUIRED)
         async with self._db.read() as conn:
             row = (
                 (
@@ -249,9 +251,15 @@ class ExportJobs:
         job_id = row["id"]
         part = self.path(job_id).with_suffix(".part")
         try:
+            self._settings.directory.mkdir(parents=True, exist_ok=True)
             options = parse_options(row["options"])
             prepared = await self._exports.prepare(
-                SYSTEM, row["project_id"], row["xml_form_id"], row["draft"], ExportFormat(row["format"]), options
+                SYSTEM,
+                row["project_id"],
+                row["xml_form_id"],
+                row["draft"],
+                ExportFormat(row["format"]),
+                options,
             )
             beat = asyncio.create_task(self._heartbeat(job_id))
             try:
@@ -272,7 +280,7 @@ class ExportJobs:
             await self._finish(job_id, "failed", error={"code": problem.code, "message": problem.message})
         except Exception:
             part.unlink(missing_ok=True)
-            log.exception("export_job_failed", extra={"job": str(job_id)})
+            log.exception("export_job_failed", job=str(job_id))
             await self._finish(
                 job_id, "failed", error={"code": problems.INTERNAL.code, "message": problems.INTERNAL.message}
             )
@@ -297,7 +305,8 @@ class ExportJobs:
             await asyncio.sleep(interval)
             async with self._db.transaction() as conn:
                 await conn.execute(
-                    text("UPDATE aggregation.export_jobs SET heartbeat_at = now() WHERE id = :id"), {"id": job_id}
+                    text("UPDATE aggregation.export_jobs SET heartbeat_at = now() WHERE id = :id"),
+                    {"id": job_id},
                 )
 
     async def _requeue(self, job_id: uuid.UUID) -> None:
@@ -335,17 +344,21 @@ class ExportJobs:
         """Expire finished jobs past their time and delete their files; returns how many."""
         async with self._db.transaction() as conn:
             expired = (
-                await conn.execute(
-                    text(
-                        """
+                (
+                    await conn.execute(
+                        text(
+                            """
                         UPDATE aggregation.export_jobs SET status = 'expired'
                         WHERE status IN ('done', 'failed', 'queued') AND expires_at < COALESCE(:now, now())
                         RETURNING id
                         """
-                    ),
-                    {"now": now},
+                        ),
+                        {"now": now},
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         for job_id in expired:
             self.path(job_id).unlink(missing_ok=True)
         return len(expired)

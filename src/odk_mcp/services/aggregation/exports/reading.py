@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import Select, func, literal_column, select, tuple_
+from sqlalchemy import Select, func, select, true, tuple_
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -54,7 +54,9 @@ class Attachment(Protocol):
 
 
 class AttachmentLookup(Protocol):
-    async def __call__(self, conn: AsyncConnection, submission_ids: Sequence[int]) -> Sequence[Attachment]: ...
+    async def __call__(
+        self, conn: AsyncConnection, submission_ids: Sequence[int]
+    ) -> Sequence[Attachment]: ...
 
 
 class ReadModelSource:
@@ -126,7 +128,9 @@ class ReadModelSource:
             found = (await conn.execute(stmt)).mappings().all()
         order = {sid: i for i, sid in enumerate(ids)}
         ordered = sorted(found, key=lambda r: (order[r["submission_id"]], r["seq"]))
-        return [RepeatRow(r["submission_id"], repeat_path, r["key"], r["parent_key"], r["data"]) for r in ordered]
+        return [
+            RepeatRow(r["submission_id"], repeat_path, r["key"], r["parent_key"], r["data"]) for r in ordered
+        ]
 
     async def media(self, lookup: AttachmentLookup) -> AsyncIterator[MediaFile]:
         """The attachments present on the selected submissions, in export order."""
@@ -154,18 +158,15 @@ class ReadModelSource:
 
     async def _values(self, conn: AsyncConnection, repeat_path: str | None, path: str) -> list[str]:
         source = rows if repeat_path is None else repeat_rows
-        value = func.regexp_split_to_table(source.c.data.op("->>")(path), r"\s+").table_valued("v")
-        stmt = select(value.c.v).select_from(source)
+        # A lateral set-returning function, joined explicitly (ON true) to the rows it splits.
+        values = func.regexp_split_to_table(source.c.data.op("->>")(path), r"\s+").table_valued("v")
+        values = values.render_derived(name="seen")
+        stmt = select(values.c.v).select_from(source).join(values, true())
         if repeat_path is not None:
             stmt = stmt.join(rows, rows.c.submission_id == repeat_rows.c.submission_id).where(
                 repeat_rows.c.repeat_path == repeat_path
             )
-        stmt = (
-            stmt.join(value, literal_column("true"))
-            .where(*self._conditions, value.c.v != "")
-            .group_by(value.c.v)
-            .order_by(value.c.v)
-        )
+        stmt = stmt.where(*self._conditions, values.c.v != "").group_by(values.c.v).order_by(values.c.v)
         return [str(v) for v in (await conn.execute(stmt)).scalars().all()]
 
 

@@ -330,7 +330,10 @@ class _Compiler:
                 return Typed(value.sql.is_not(None), BOOLEAN)
             return Typed(false(), BOOLEAN)  # ordering against null is never true
         if isinstance(op, ast.Eq):
-            indexed = self._containment(left, right) or self._containment(right, left)
+            # Not `a or b`: a SQL clause has no truth value.
+            indexed = self._containment(left, right)
+            if indexed is None:
+                indexed = self._containment(right, left)
             if indexed is not None:
                 return Typed(indexed, BOOLEAN)
         a, b = self._align(left, right)
