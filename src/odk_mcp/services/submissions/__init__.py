@@ -12,6 +12,7 @@ from odk_mcp.services.submissions.media import AttachmentBlob, current_attachmen
 from odk_mcp.services.submissions.receiving import IncomingFile, Receiver, ReceiveSubmission
 from odk_mcp.services.submissions.records import ListFilter, Records
 from odk_mcp.services.submissions.snapshots import (
+    SUBMISSION_EVENTS,
     SubmissionSnapshot,
     count_submissions,
     read_snapshot,
@@ -46,6 +47,7 @@ def build_submissions_service(
 
 
 __all__ = [
+    "SUBMISSION_EVENTS",
     "AttachmentBlob",
     "IncomingFile",
     "ListFilter",

@@ -13,10 +13,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, func, select
+from sqlalchemy import Integer, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from odk_mcp.services.submissions.adapters.tables import attachments, submissions, versions
+
+# Every event the submissions service emits (their payloads carry the ids of what changed).
+SUBMISSION_EVENTS: frozenset[str] = frozenset(
+    {
+        "submission.received",
+        "submission.edited",
+        "submission.reviewed",
+        "submission.deleted",
+        "submission.restored",
+        "submission.attachments.updated",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -49,7 +61,7 @@ class SubmissionSnapshot:
     data: dict[str, Any]
 
 
-def _snapshot_select() -> Any:
+def _snapshot_select(version_id: int | None = None) -> Any:
     every_version = versions.alias("every_version")
     version_count = (
         select(func.count())
@@ -97,7 +109,12 @@ def _snapshot_select() -> Any:
         func.jsonb_array_length(versions.c.flags).cast(Integer).label("flag_count"),
         func.jsonb_array_length(versions.c.findings).cast(Integer).label("finding_count"),
         versions.c.data,
-    ).join(versions, versions.c.id == submissions.c.current_version_id)
+    ).join(
+        versions,
+        versions.c.id == submissions.c.current_version_id
+        if version_id is None
+        else and_(versions.c.id == version_id, versions.c.submission_id == submissions.c.id),
+    )
 
 
 def _from_row(row: Any) -> SubmissionSnapshot:
@@ -106,9 +123,17 @@ def _from_row(row: Any) -> SubmissionSnapshot:
     return SubmissionSnapshot(**values)
 
 
-async def read_snapshot(conn: AsyncConnection, submission_id: int) -> SubmissionSnapshot | None:
-    """The submission with that id (deleted or not), or None if it has no current version."""
-    row = (await conn.execute(_snapshot_select().where(submissions.c.id == submission_id))).first()
+async def read_snapshot(
+    conn: AsyncConnection, submission_id: int, version_id: int | None = None
+) -> SubmissionSnapshot | None:
+    """The submission with that id (deleted or not), or None if it has no current version.
+
+    With `version_id`, the fields of that version (its data, instanceID, form version) in place
+    of the current one's, or None if the submission has no such version: what an event about
+    that version said, even when the submission was edited since (webhooks freeze it).
+    """
+    stmt = _snapshot_select(version_id).where(submissions.c.id == submission_id)
+    row = (await conn.execute(stmt)).first()
     return _from_row(row) if row is not None else None
 
 
