@@ -31,6 +31,7 @@ from odk_mcp.services.users import (
     build_users_service,
     configure_password_hashing,
 )
+from odk_mcp.services.webhooks import SenderOptions, WebhooksService, build_webhooks_service
 from odk_mcp.settings import Settings
 
 
@@ -45,6 +46,7 @@ class Container:
     aggregation: AggregationService
     entities: EntitiesService
     exports: ExportsService
+    webhooks: WebhooksService
     audit_log: AuditLog
     consumers: ConsumerRegistry
     deliveries: Deliveries
@@ -58,11 +60,13 @@ class Container:
         await self.forms.start()
         if self.settings.worker_in_process:
             self.worker.start()
+            self.webhooks.sender.start()
         self.exports.start()
 
     async def close(self) -> None:
         await self.exports.stop()
         await self.worker.stop()
+        await self.webhooks.sender.stop()
         await self.forms.stop()
         await self.db.dispose()
 
@@ -103,6 +107,7 @@ def build_container(settings: Settings, database_url: str) -> Container:
         max_unzipped_bytes=settings.max_unzipped_bytes,
     )
     blobs = build_blob_store(settings)
+    sealer = Sealer(secret_key(settings))
     forms = build_forms_service(db, policy, blobs, limits, settings.public_url)
     submissions = build_submissions_service(
         db, policy, forms.lookup, blobs, settings.max_submission_xml_bytes, settings.max_submission_bytes
@@ -115,7 +120,7 @@ def build_container(settings: Settings, database_url: str) -> Container:
         basic_cache_seconds=settings.basic_auth_cache_seconds,
         login_limit_per_account=settings.login_limit_per_account,
         login_limit_per_ip=settings.login_limit_per_ip,
-        sealer=Sealer(secret_key(settings)),
+        sealer=sealer,
     )
     aggregation = build_aggregation_service(db, policy, forms.lookup, settings.public_url)
     entities = build_entities_service(db, policy, forms.catalogue, settings.public_url)
@@ -135,8 +140,9 @@ def build_container(settings: Settings, database_url: str) -> Container:
             job_poll_seconds=settings.export_job_poll_seconds,
         ),
     )
+    webhooks = build_webhooks_service(db, policy, forms.catalogue, sealer, webhook_options(settings))
     # Each service's event consumers join this registry as services grow them (docs/events.md).
-    consumers = ConsumerRegistry([*aggregation.consumers()])
+    consumers = ConsumerRegistry([*aggregation.consumers(), webhooks.consumer])
     return Container(
         settings=settings,
         db=db,
@@ -147,10 +153,24 @@ def build_container(settings: Settings, database_url: str) -> Container:
         aggregation=aggregation,
         entities=entities,
         exports=exports,
+        webhooks=webhooks,
         audit_log=AuditLog(db, users.policy),
         consumers=consumers,
         deliveries=Deliveries(db, users.policy),
         worker=build_event_worker(settings, db, consumers),
+    )
+
+
+def webhook_options(settings: Settings) -> SenderOptions:
+    return SenderOptions(
+        allow_private=settings.webhook_allow_private,
+        timeout_seconds=settings.webhook_timeout_seconds,
+        max_attempts=settings.webhook_max_attempts,
+        backoff=Backoff(base_seconds=settings.webhook_backoff_seconds),
+        breaker_threshold=settings.webhook_breaker_threshold,
+        breaker_cooldown_seconds=settings.webhook_breaker_cooldown_seconds,
+        batch_size=settings.webhook_batch_size,
+        poll_seconds=settings.webhook_poll_seconds,
     )
 
 

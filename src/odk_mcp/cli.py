@@ -128,7 +128,8 @@ def serve(
 
 @app.command()
 def worker(data_dir: DataDir = None) -> None:
-    """Run only the event worker, until SIGTERM/SIGINT (scaled deployments; see docs/events.md)."""
+    """Run only the event worker and the webhook sender, until SIGTERM/SIGINT (scaled
+    deployments; see docs/events.md and docs/webhooks.md)."""
     from odk_mcp.bootstrap import Container
 
     async def work(container: Container) -> None:
@@ -136,12 +137,15 @@ def worker(data_dir: DataDir = None) -> None:
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for _ in signals:
                     await container.worker.stop()
+                    await container.webhooks.sender.stop()
                     return
 
+        container.webhooks.sender.start()
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(stop_on_signal)
             await container.worker.run_forever()
             tasks.cancel_scope.cancel()
+        await container.webhooks.sender.stop()
 
     _run(_settings(data_dir), work)
 

@@ -177,6 +177,32 @@ class Settings(BaseSettings):
     export_job_poll_seconds: float = Field(
         default=2.0, gt=0, description="How often an idle server looks for queued export jobs."
     )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Let webhooks target loopback, private and link-local addresses (tests, closed"
+        " networks).",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="Time a webhook receiver has to answer one delivery."
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, le=100, description="Attempts of a webhook delivery before it is failed."
+    )
+    webhook_backoff_seconds: float = Field(
+        default=10.0, ge=0, description="Delay before a webhook delivery's first retry; doubles per attempt."
+    )
+    webhook_breaker_threshold: int = Field(
+        default=5, ge=1, le=1000, description="Consecutive failures that open an endpoint's circuit breaker."
+    )
+    webhook_breaker_cooldown_seconds: float = Field(
+        default=60.0, ge=0, description="How long an open breaker waits before one probe delivery."
+    )
+    webhook_batch_size: int = Field(
+        default=20, ge=1, le=1000, description="Webhook deliveries a sender claims at a time."
+    )
+    webhook_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often an idle sender looks for due webhook deliveries."
+    )
 
     @property
     def embedded(self) -> bool:

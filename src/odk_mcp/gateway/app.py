@@ -29,6 +29,7 @@ from odk_mcp.services.entities.api import router as entities_router
 from odk_mcp.services.forms.api import router as forms_router
 from odk_mcp.services.submissions.api import router as submissions_router
 from odk_mcp.services.users.api import router as users_router
+from odk_mcp.services.webhooks.api import router as webhooks_router
 from odk_mcp.settings import Settings
 
 
@@ -39,6 +40,7 @@ def _attach(app: FastAPI, container: Container) -> None:
     app.state.submissions = container.submissions
     app.state.entities = container.entities
     app.state.exports = container.exports
+    app.state.webhooks = container.webhooks
     app.state.audit_log = container.audit_log
     app.state.deliveries = container.deliveries
 
@@ -83,6 +85,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(submissions_router())
     app.include_router(entities_router())
     app.include_router(exports_router())
+    app.include_router(webhooks_router())
     app.include_router(audits_router)
     app.include_router(events_router)
 

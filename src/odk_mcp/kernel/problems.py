@@ -235,3 +235,10 @@ ENTITY_UUID_DELETED = _define(
     "entityUniquenessViolationWithDeleted",
     "The UUID(s) cannot be used because they are associated with deleted Entities.",
 )
+
+# Webhooks service.
+DELIVERY_NOT_RETRIABLE = _define(
+    409.21,
+    "webhookDeliveryNotRetriable",
+    "Only a failed or pending webhook delivery can be retried.",
+)

@@ -71,6 +71,11 @@ PROJECT_VERBS: tuple[str, ...] = (
     "entity.update",
     "entity.delete",
     "entity.restore",
+    "webhook.list",
+    "webhook.create",
+    "webhook.read",
+    "webhook.update",
+    "webhook.delete",
 )
 
 ALL_VERBS: frozenset[str] = frozenset(SITE_VERBS + PROJECT_VERBS)

@@ -1,0 +1,1 @@
+"""Pure webhook rules: what a subscription may say, how a delivery is built and signed."""
