@@ -366,6 +366,10 @@ async def test_a_dead_endpoint_trips_the_breaker_and_waiting_deliveries_spend_no
         state = (await conn.execute(text("SELECT state FROM webhooks.endpoints"))).scalar_one()
     assert state == "open"
     assert await container.webhooks.sender.drain() == 0, "nothing is sent while the breaker is open"
+    metrics = (await client.get("/metrics")).text
+    assert "odk_mcp_webhook_open_endpoints 1.0" in metrics
+    assert 'odk_mcp_webhook_deliveries{status="pending"} 10.0' in metrics
+    assert 'odk_mcp_webhook_deliveries{status="failed"} 0.0' in metrics
 
     await asyncio.sleep(0.6)
     with Receiver(port=port) as receiver:

@@ -29,6 +29,7 @@ from odk_mcp.services.entities.api import router as entities_router
 from odk_mcp.services.forms.api import router as forms_router
 from odk_mcp.services.submissions.api import router as submissions_router
 from odk_mcp.services.users.api import router as users_router
+from odk_mcp.services.webhooks import WebhookMetrics
 from odk_mcp.services.webhooks.api import router as webhooks_router
 from odk_mcp.settings import Settings
 
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         _attach(app, container)
     app.state.metrics = Metrics()
     app.state.delivery_metrics = DeliveryMetrics(app.state.metrics.registry)
+    app.state.webhook_metrics = WebhookMetrics(app.state.metrics.registry)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(users_router())

@@ -27,4 +27,5 @@ async def readyz(request: Request) -> JSONResponse:
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
     await request.app.state.delivery_metrics.refresh(request.app.state.container.deliveries)
+    await request.app.state.webhook_metrics.refresh(request.app.state.container.db)
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -11,6 +11,7 @@ from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.webhooks.delivery_log import DeliveryLog
 from odk_mcp.services.webhooks.enqueue import CONSUMER_NAME, WEBHOOK_EVENTS, webhooks_consumer
+from odk_mcp.services.webhooks.metrics import WebhookMetrics
 from odk_mcp.services.webhooks.ports import ProjectCatalogue
 from odk_mcp.services.webhooks.sender import Sender, SenderOptions
 from odk_mcp.services.webhooks.subscriptions import Subscriptions
@@ -46,6 +47,7 @@ __all__ = [
     "ProjectCatalogue",
     "Sender",
     "SenderOptions",
+    "WebhookMetrics",
     "WebhooksService",
     "build_webhooks_service",
 ]
