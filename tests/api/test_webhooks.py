@@ -519,3 +519,37 @@ async def test_a_hanging_receiver_does_not_slow_ingestion(
     # submission is not slower beyond noise.
     assert with_hook[-1] < 2.5, with_hook
     assert with_hook[len(with_hook) // 2] < 3 * baseline[len(baseline) // 2] + 0.05, (baseline, with_hook)
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [
+        {
+            "webhook_allow_private": True,
+            "webhook_timeout_seconds": 4.0,
+            "webhook_breaker_threshold": 100,
+            "worker_poll_seconds": 0.05,
+            "webhook_poll_seconds": 0.05,
+        }
+    ],
+)
+async def test_a_hanging_endpoint_does_not_hold_up_other_endpoints(
+    client: httpx.AsyncClient, container: Container, admin: Person
+) -> None:
+    pid, _ = await setup(client, admin)
+    await container.start()
+    with Receiver(hang=30.0) as hanging, Receiver() as fast:
+        await create(client, admin, pid, hanging.url, events=["submission.received"])
+        await create(client, admin, pid, fast.url, events=["submission.received"])
+        started = time.perf_counter()
+        for n in range(4):
+            await submit(client, admin, pid, f"uuid:h{n}")
+        while len(fast.accepted()) < 4 and time.perf_counter() - started < 20:
+            await asyncio.sleep(0.02)
+        took = time.perf_counter() - started
+        held = hanging.started
+    assert len(fast.accepted()) == 4
+    # The hanging endpoint's four deliveries take 4 x 4 s one after another; the fast
+    # endpoint's went out meanwhile, without waiting for even one of those timeouts.
+    assert took < 4.0, took
+    assert held >= 1

@@ -2,11 +2,13 @@
 
 It runs beside the event worker (in `odk-mcp serve`, and in every `odk-mcp worker`),
 never in a request: ingestion only writes an event, and the event worker only queues rows.
-Each round claims a batch of due deliveries, sends those of different endpoints
-concurrently and those of one endpoint one after another (so a dead endpoint trips its
-circuit breaker after a few attempts, instead of a whole batch failing at once), and
-records each outcome in its own short transaction. No database connection is held while
-waiting on a receiver.
+Each round claims due deliveries and hands each endpoint's share to its own task, which
+sends them one after another (so a dead endpoint trips its circuit breaker after a few
+attempts, instead of a whole batch failing at once) and records each outcome in its own
+short transaction. Rounds do not wait for those tasks: while an endpoint is busy (or slow,
+or hanging until the timeout), the next rounds claim only other endpoints' deliveries, so
+one bad receiver never holds up the rest. No database connection is held while waiting on
+a receiver.
 
 Logs name the delivery, webhook, attempt, HTTP status and error type, never the body,
 the secret or the URL (which may carry a token in its query).
@@ -19,6 +21,7 @@ import time
 from collections import defaultdict
 from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import partial
 
 import httpx
 import psycopg
@@ -78,6 +81,7 @@ class Sender:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
+        self._busy: dict[str, asyncio.Task[None]] = {}  # origin -> the task sending to it
 
     # -- running ------------------------------------------------------------------------
 
@@ -92,13 +96,15 @@ class Sender:
         self._stopping.set()
         self._wake.set()
         task, self._task = self._task, None
-        if task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(task), grace_seconds)
-            except TimeoutError:
-                task.cancel()
+        tasks = [t for t in (task, *self._busy.values()) if t is not None]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=grace_seconds)
+            for unfinished in late:
+                # Its claims stay `sending` until their lease expires; then any sender retries them.
+                unfinished.cancel()
+            for unfinished in late:
                 with suppress(asyncio.CancelledError):
-                    await task
+                    await unfinished
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -120,7 +126,7 @@ class Sender:
                 except Exception:
                     log.exception("webhook_sender_error")
                     claimed = 0
-                if claimed < self._options.batch_size:
+                if claimed == 0 or len(self._busy) >= self._options.batch_size:
                     with suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self._options.poll_seconds)
         finally:
@@ -134,22 +140,49 @@ class Sender:
         total = 0
         while claimed := await self.run_once():
             total += claimed
+            await self.settle()
+        await self.settle()
         return total
 
+    async def settle(self) -> None:
+        """Wait for the sends in flight to finish."""
+        while self._busy:
+            await asyncio.wait(list(self._busy.values()))
+
     async def run_once(self) -> int:
-        """Claim one batch and send it; how many deliveries were claimed."""
+        """Claim due deliveries of endpoints not busy here and start sending them (each
+        endpoint's share in its own task); how many deliveries were claimed."""
         options = self._options
+        room = options.batch_size - len(self._busy)
+        if room <= 0:
+            return 0
         async with self._db.transaction() as conn:
-            claims = await queue.claim(conn, options.batch_size, options.lease_seconds, options.max_attempts)
+            claims = await queue.claim(
+                conn, room, options.lease_seconds, options.max_attempts, busy=sorted(self._busy)
+            )
         by_origin: dict[str, list[Claim]] = defaultdict(list)
         for claim in claims:
             by_origin[claim.origin].append(claim)
-        await asyncio.gather(*(self._send_in_turn(group) for group in by_origin.values()))
+        for origin, group in by_origin.items():
+            task = asyncio.create_task(self._send_in_turn(group), name=f"webhook-send-{len(self._busy)}")
+            self._busy[origin] = task
+            task.add_done_callback(partial(self._done, origin))
         return len(claims)
+
+    def _done(self, origin: str, _: asyncio.Task[None]) -> None:
+        self._busy.pop(origin, None)
+        self._wake.set()  # that endpoint may have more due deliveries
 
     # -- one endpoint's share of a batch ------------------------------------------------
 
     async def _send_in_turn(self, claims: list[Claim]) -> None:
+        try:
+            await self._send_each(claims)
+        except Exception:
+            # A bug must not pass silently; the claims left `sending` are retried after their lease.
+            log.exception("webhook_sender_error")
+
+    async def _send_each(self, claims: list[Claim]) -> None:
         for index, claim in enumerate(claims):
             if self._stopping.is_set():
                 await self._release(claims[index:])

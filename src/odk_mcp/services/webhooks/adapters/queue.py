@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, text, update
+from sqlalchemy import ARRAY, Text, bindparam, func, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from odk_mcp.services.webhooks.adapters.tables import deliveries
@@ -51,12 +51,12 @@ _RECOVER_PROBES = text(
 _COOLED = text(
     """
     SELECT origin FROM webhooks.endpoints
-    WHERE state = 'open' AND open_until <= now()
+    WHERE state = 'open' AND open_until <= now() AND origin <> ALL(:busy)
     ORDER BY open_until
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
     """
-)
+).bindparams(bindparam("busy", type_=ARRAY(Text)))
 
 _CLAIM = text(
     """
@@ -64,7 +64,7 @@ _CLAIM = text(
         SELECT d.id FROM webhooks.deliveries AS d
         JOIN webhooks.subscriptions AS s ON s.id = d.subscription_id
         WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-          AND s.active AND s.deleted_at IS NULL
+          AND s.active AND s.deleted_at IS NULL AND s.origin <> ALL(:busy)
           AND (CAST(:origin AS text) IS NULL AND NOT EXISTS (
                   SELECT 1 FROM webhooks.endpoints AS e WHERE e.origin = s.origin AND e.state <> 'closed')
                OR s.origin = CAST(:origin AS text))
@@ -79,7 +79,7 @@ _CLAIM = text(
     WHERE d.id = due.id AND s.id = d.subscription_id
     RETURNING d.id, d.subscription_id, d.event, d.body, d.attempts, s.url, s.origin, s.secret_sealed
     """
-)
+).bindparams(bindparam("busy", type_=ARRAY(Text)))
 
 _HALF_OPEN = text(
     """
@@ -148,21 +148,23 @@ def _claims(rows: Any) -> list[Claim]:
     ]
 
 
-async def claim(conn: AsyncConnection, limit: int, lease_seconds: float, max_attempts: int) -> list[Claim]:
+async def claim(
+    conn: AsyncConnection, limit: int, lease_seconds: float, max_attempts: int, busy: list[str]
+) -> list[Claim]:
     """Recover expired claims, pick one probe per cooled-down endpoint, then due deliveries
-    to closed endpoints, up to `limit` in all."""
+    to closed endpoints, up to `limit` in all; none to the `busy` origins (those the caller
+    is still sending to, so that one slow endpoint never holds up the others)."""
     await conn.execute(_RECOVER, {"max_attempts": max_attempts})
     await conn.execute(_RECOVER_PROBES)
     claims: list[Claim] = []
-    for origin in (await conn.execute(_COOLED, {"limit": limit})).scalars().all():
-        probe = _claims(
-            await conn.execute(_CLAIM, {"origin": origin, "limit": 1, "lease_seconds": lease_seconds})
-        )
+    for origin in (await conn.execute(_COOLED, {"limit": limit, "busy": busy})).scalars().all():
+        params = {"origin": origin, "limit": 1, "lease_seconds": lease_seconds, "busy": busy}
+        probe = _claims(await conn.execute(_CLAIM, params))
         if probe:
             await conn.execute(_HALF_OPEN, {"origin": origin, "lease_seconds": lease_seconds})
             claims += probe
     if len(claims) < limit:
-        params = {"origin": None, "limit": limit - len(claims), "lease_seconds": lease_seconds}
+        params = {"origin": None, "limit": limit - len(claims), "lease_seconds": lease_seconds, "busy": busy}
         claims += _claims(await conn.execute(_CLAIM, params))
     return claims
 
