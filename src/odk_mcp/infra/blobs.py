@@ -30,6 +30,10 @@ class BlobRef:
 class BlobStore(Protocol):
     """What services need of blob storage. Writes return only once the bytes are durable."""
 
+    def check(self) -> None:
+        """Fail at start, with the reason, if the store cannot be used."""
+        ...
+
     def exists(self, sha256: str) -> bool: ...
 
     def put(self, data: bytes) -> BlobRef: ...
@@ -81,6 +85,11 @@ class FileBlobStore:
         if not valid_sha256(sha256):
             raise ValueError("not a sha256 hex digest")
         return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def check(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise PermissionError(f"the blob directory {self.root} is not writable")
 
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
