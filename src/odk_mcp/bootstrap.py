@@ -123,7 +123,7 @@ def build_container(settings: Settings, database_url: str) -> Container:
         login_limit_per_ip=settings.login_limit_per_ip,
         sealer=sealer,
     )
-    aggregation = build_aggregation_service(db, policy, forms.lookup, settings.public_url)
+    aggregation = build_aggregation_service(db, policy, forms.lookup, users.names, settings.public_url)
     entities = build_entities_service(db, policy, forms.catalogue, settings.public_url)
     exports = build_exports_service(
         db,

@@ -24,6 +24,7 @@ from odk_mcp.gateway.middleware import (
     RateLimitMiddleware,
 )
 from odk_mcp.kernel.actor import Actor
+from odk_mcp.services.aggregation.api import router as aggregation_router
 from odk_mcp.services.aggregation.exports.api import router as exports_router
 from odk_mcp.services.entities.api import router as entities_router
 from odk_mcp.services.forms.api import router as forms_router
@@ -42,6 +43,7 @@ def _attach(app: FastAPI, container: Container) -> None:
     app.state.entities = container.entities
     app.state.exports = container.exports
     app.state.webhooks = container.webhooks
+    app.state.aggregation = container.aggregation
     app.state.audit_log = container.audit_log
     app.state.deliveries = container.deliveries
 
@@ -83,6 +85,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(users_router())
+    # Before the forms routes: `/forms/{xmlFormId}` would also match `/forms/x.svc`.
+    app.include_router(aggregation_router())
     app.include_router(forms_router())
     app.include_router(submissions_router())
     app.include_router(entities_router())

@@ -8,6 +8,7 @@
   `aggregation.repeat_rows` mappings, see docs/aggregation.md), oldest submission first.
 - `Projector` (`service.projector`): the event consumer keeping the read model current, and
   `rebuild(form_ids=None, progress=…)` rewriting it from the stored submissions.
+- `ODataFeeds` (`service.odata`): OData service/metadata/data documents (docs/odata.md).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from odk_mcp.events import Consumer
 from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.aggregation.domain.flatten import Flattened, RepeatInstance, flatten, merged_fields
+from odk_mcp.services.aggregation.odata.feeds import ODataFeeds, SubmitterNames
 from odk_mcp.services.aggregation.projection import CONSUMER_NAME, Projector, RebuildProgress
 from odk_mcp.services.aggregation.reader import FormData, ReadModel
 from odk_mcp.services.forms import FormLookup
@@ -27,6 +29,7 @@ from odk_mcp.services.forms import FormLookup
 class AggregationService:
     read_model: ReadModel
     projector: Projector
+    odata: ODataFeeds
     public_url: str
 
     def consumers(self) -> list[Consumer]:
@@ -34,11 +37,13 @@ class AggregationService:
 
 
 def build_aggregation_service(
-    db: Database, authorizer: Authorizer, lookup: FormLookup, public_url: str
+    db: Database, authorizer: Authorizer, lookup: FormLookup, names: SubmitterNames, public_url: str
 ) -> AggregationService:
+    read_model = ReadModel(db, authorizer, lookup)
     return AggregationService(
-        read_model=ReadModel(db, authorizer, lookup),
+        read_model=read_model,
         projector=Projector(db, lookup),
+        odata=ODataFeeds(read_model, names),
         public_url=public_url,
     )
 
@@ -48,10 +53,12 @@ __all__ = [
     "AggregationService",
     "Flattened",
     "FormData",
+    "ODataFeeds",
     "Projector",
     "ReadModel",
     "RebuildProgress",
     "RepeatInstance",
+    "SubmitterNames",
     "build_aggregation_service",
     "flatten",
     "merged_fields",

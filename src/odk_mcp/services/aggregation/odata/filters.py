@@ -387,6 +387,17 @@ class _Compiler:
     def _as_number(self, typed: Typed) -> Typed:
         if typed.kind == NUMBER:
             return typed
+        if typed.kind == STRING and isinstance(typed.sql, BindParameter):
+            # A literal is converted here: PostgreSQL would fold a failing cast of a constant
+            # into an error even in a branch that is never taken.
+            try:
+                return Typed(literal(_number_literal(str(typed.sql.value)), Numeric), NUMBER)
+            except Problem as exc:
+                raise Problem(
+                    UNPARSEABLE_FILTER,
+                    f"'{str(typed.sql.value)[:100]}' is not a number.",
+                    {"value": str(typed.sql.value)[:100]},
+                ) from exc
         if typed.kind == STRING:
             return Typed(_safe_cast(typed.sql, "numeric", Numeric), NUMBER)
         raise Problem(UNPARSEABLE_FILTER, f"A number was expected, not a {typed.kind}.")
@@ -407,8 +418,6 @@ class _Compiler:
                 # A text field against a number: compare as text (`age eq 5` on a string field).
                 return self._as_text(left), self._as_text(right)
             return self._as_number(left), self._as_number(right)
-        if kinds == {DATE, STRING}:
-            return self._as_text(left), self._as_text(right)  # ISO dates order as text
         if kinds <= {DATE, DATETIME, STRING}:
             return self._as_datetime(left), self._as_datetime(right)
         if kinds == {BOOLEAN, STRING}:
@@ -422,6 +431,17 @@ class _Compiler:
             return typed
         if typed.kind == DATE:
             return Typed(cast(typed.sql, DateTime(timezone=True)), DATETIME)
+        if isinstance(typed.sql, BindParameter):
+            text = str(typed.sql.value)
+            try:
+                moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError as exc:
+                raise Problem(
+                    UNPARSEABLE_FILTER, f"'{text[:100]}' is not a date or time.", {"value": text[:100]}
+                ) from exc
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=dt.UTC)
+            return Typed(literal(moment, DateTime(timezone=True)), DATETIME)
         return Typed(_safe_cast(typed.sql, "timestamptz", DateTime(timezone=True)), DATETIME)
 
 
@@ -444,7 +464,7 @@ def field_value(data: ColumnElement[Any], ref: FieldRef) -> Typed:
     if ref.type == "dateTime":
         return Typed(_safe_cast(text, "timestamptz", DateTime(timezone=True)), DATETIME)
     if ref.type == "date":
-        return Typed(text, DATE, None)
+        return Typed(_safe_cast(text, "date", Date), DATE)
     return Typed(text, STRING, ref.path)
 
 
@@ -474,10 +494,7 @@ def _date_part(part: str) -> Callable[[_Compiler, list[Typed]], Typed]:
     def evaluate(compiler: _Compiler, args: list[Typed]) -> Typed:
         _arity(args, 1, part)
         value = args[0]
-        if value.kind == DATE:
-            source = value.sql if _is_literal(value) else _safe_cast(value.sql, "date", Date)
-        else:
-            source = compiler._as_datetime(value).sql
+        source = value.sql if value.kind == DATE else compiler._as_datetime(value).sql
         return Typed(cast(func.extract(part, source), Numeric), NUMBER)
 
     return evaluate

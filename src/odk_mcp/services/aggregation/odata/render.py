@@ -1,0 +1,183 @@
+"""Read-model rows as ODK Central's OData JSON entities.
+
+Values come out as Central writes them: numbers for int/decimal (a value stored as text
+because it did not fit is `null`), geometry as GeoJSON (or WKT with `$wkt=true`, coordinates
+lon/lat/alt), dateTime offsets `+07` completed to `+07:00`, everything else as text; every
+question of the table is present (`null` when unanswered) and groups are nested objects.
+Repeats appear as `<name>@odata.navigationLink` where the row has instances of them, and with
+`$expand=*` also inline as arrays.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from odk_mcp.kernel.clock import iso
+from odk_mcp.services.aggregation.domain.naming import identifier, row_id
+from odk_mcp.services.aggregation.odata.model import Node
+
+_SHORT_OFFSET = re.compile(r"[+-]\d\d$")
+
+
+def _floats(text: str) -> list[float]:
+    out = []
+    for part in text.split():
+        try:
+            value = float(part)
+        except ValueError:
+            return []
+        if not math.isfinite(value):
+            return []
+        out.append(value)
+    return out
+
+
+def _coordinates(point: str) -> list[float] | None:
+    numbers = _floats(point)
+    if len(numbers) < 2:
+        return None
+    lat, lon = numbers[0], numbers[1]
+    return [lon, lat, numbers[2]] if len(numbers) > 2 else [lon, lat]
+
+
+def _geo(kind: str, text: str, wkt: bool) -> Any:
+    if kind == "geopoint":
+        coordinates = _coordinates(text)
+        if coordinates is None:
+            return None
+        if wkt:
+            return f"POINT ({' '.join(_number_text(c) for c in coordinates)})"
+        point: dict[str, Any] = {"type": "Point", "coordinates": coordinates}
+        numbers = _floats(text)
+        if len(numbers) > 3:
+            point["properties"] = {"accuracy": numbers[3]}
+        return point
+    points = [c for c in (_coordinates(p) for p in text.split(";")) if c is not None]
+    if not points:
+        return None
+    if wkt:
+        joined = ",".join(" ".join(_number_text(c) for c in p) for p in points)
+        return f"LINESTRING ({joined})" if kind == "geotrace" else f"POLYGON (({joined}))"
+    if kind == "geotrace":
+        return {"type": "LineString", "coordinates": points}
+    return {"type": "Polygon", "coordinates": [points]}
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if value == int(value) and abs(value) < 1e15 else repr(value)
+
+
+def value_of(node: Node, raw: Any, wkt: bool) -> Any:
+    """One question's stored value as its OData JSON value."""
+    if raw is None:
+        return None
+    kind = node.type
+    if kind == "int":
+        return raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+    if kind == "decimal":
+        return raw if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
+    text = raw if isinstance(raw, str) else str(raw)
+    if kind in ("geopoint", "geotrace", "geoshape"):
+        return _geo(kind, text, wkt)
+    if kind == "dateTime":
+        trimmed = text.strip()
+        return f"{trimmed}:00" if _SHORT_OFFSET.search(trimmed) else trimmed
+    return text
+
+
+@dataclass
+class Children:
+    """The repeat rows under each row of a page, by parent key and repeat path."""
+
+    rows: dict[tuple[str, str], list[Mapping[str, Any]]] = field(default_factory=dict)
+    present: set[tuple[str, str]] = field(default_factory=set)
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        self.rows.setdefault((row["parent_key"], row["repeat_path"]), []).append(row)
+        self.present.add((row["parent_key"], row["repeat_path"]))
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    children: Children
+    expand: bool
+    wkt: bool
+    tables: Mapping[str, Sequence[Node]]  # repeat path → that table's properties
+    selection: frozenset[str] | None = None  # absolute paths to include (None: all)
+
+
+def _link(instance_id: str, key: str, repeat: Node) -> str:
+    """`Submissions('uuid%3A…')/hh/member('<id>')/visit`: the table of `repeat` under `key`."""
+    parts = [f"Submissions('{quote(instance_id, safe='')}')"]
+    segments = key[len(instance_id) :].split("/")[1:]
+    consumed = ""
+    for segment in segments:
+        name, bracket, _ = segment.partition("[")
+        consumed += "/" + segment
+        if bracket:
+            parts.append(f"{identifier(name)}('{row_id(instance_id + consumed, instance_id)}')")
+        else:
+            parts.append(identifier(name))
+    relative = repeat.path
+    enclosing = "/" + "/".join(s.partition("[")[0] for s in segments) if segments else ""
+    tail = [identifier(p) for p in relative[len(enclosing) :].strip("/").split("/")]
+    return "/".join(parts + tail)
+
+
+def fill(
+    target: dict[str, Any],
+    nodes: Sequence[Node],
+    data: Mapping[str, Any],
+    key: str,
+    instance_id: str,
+    context: RenderContext,
+) -> None:
+    """Write a row's properties (values, groups, repeat links and expansions) into `target`."""
+    selection = context.selection
+    for node in nodes:
+        if selection is not None and node.path not in selection:
+            continue
+        if node.is_group:
+            group: dict[str, Any] = {}
+            fill(group, node.children, data, key, instance_id, context)
+            target[node.name] = group
+        elif node.is_repeat:
+            if (key, node.path) not in context.children.present:
+                continue
+            target[f"{node.name}@odata.navigationLink"] = _link(instance_id, key, node)
+            if context.expand:
+                target[node.name] = [
+                    expanded(child, instance_id, context) for child in context.children.rows[(key, node.path)]
+                ]
+        else:
+            target[node.name] = value_of(node, data.get(node.path), context.wkt)
+
+
+def expanded(row: Mapping[str, Any], instance_id: str, context: RenderContext) -> dict[str, Any]:
+    """A repeat instance inline under its parent (`$expand=*`): no parent-join property."""
+    out: dict[str, Any] = {"__id": row_id(row["key"], instance_id)}
+    fill(out, context.tables[row["repeat_path"]], row["data"], row["key"], instance_id, context)
+    return out
+
+
+def system_of(row: Mapping[str, Any], names: Mapping[int, str]) -> dict[str, Any]:
+    submitter = row["submitter_id"]
+    return {
+        "submissionDate": iso(row["created_at"]),
+        "updatedAt": iso(row["updated_at"]),
+        "submitterId": str(submitter) if submitter is not None else None,
+        "submitterName": names.get(submitter) if submitter is not None else None,
+        "attachmentsPresent": row["attachments_present"],
+        "attachmentsExpected": row["attachments_expected"],
+        "status": None,
+        "reviewState": row["review_state"],
+        "deviceId": row["device_id"],
+        "edits": row["edits"],
+        "formVersion": row["form_version"],
+        "deletedAt": iso(row["deleted_at"]),
+    }
