@@ -51,16 +51,22 @@ class FormsService:
 
 
 def build_forms_service(
-    db: Database, authorizer: Authorizer, blobs: BlobStore, limits: FormLimits, public_url: str
+    db: Database,
+    authorizer: Authorizer,
+    blobs: BlobStore,
+    limits: FormLimits,
+    public_url: str,
+    form_cache_seconds: float = 0.0,
 ) -> FormsService:
+    lookup = FormLookup(db, ttl_seconds=form_cache_seconds)
     converter = Converter(
         limits.conversion_workers,
         limits.conversion_timeout_seconds,
         limits.conversion_memory_bytes,
         limits.max_unzipped_bytes,
     )
-    catalog = FormCatalog(db, authorizer, blobs, limits.max_form_bytes)
-    drafts = Drafts(db, authorizer, blobs, limits.max_form_bytes)
+    catalog = FormCatalog(db, authorizer, blobs, limits.max_form_bytes, lookup)
+    drafts = Drafts(db, authorizer, blobs, limits.max_form_bytes, lookup)
     uploads = FormUploads(
         db,
         authorizer,
@@ -72,13 +78,13 @@ def build_forms_service(
         stale_after_seconds=limits.conversion_timeout_seconds,
     )
     return FormsService(
-        projects=Projects(db, authorizer),
+        projects=Projects(db, authorizer, lookup),
         catalogue=FormCatalogue(db),
         catalog=catalog,
         drafts=drafts,
         uploads=uploads,
         discovery=Discovery(db, authorizer),
-        lookup=FormLookup(db),
+        lookup=lookup,
         converter=converter,
         max_attachment_bytes=limits.max_attachment_bytes,
         public_url=public_url,

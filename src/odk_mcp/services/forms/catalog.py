@@ -27,6 +27,7 @@ from odk_mcp.services.forms.adapters.tables import form_attachments, form_defs, 
 from odk_mcp.services.forms.domain.attachments import ExpectedAttachment, safe_name
 from odk_mcp.services.forms.domain.safe_xml import UnsafeXml
 from odk_mcp.services.forms.domain.schema import FormSchema, InvalidXForm, read_form
+from odk_mcp.services.forms.lookup import FormLookup
 from odk_mcp.services.forms.views import FormView
 
 STATES = ("open", "closing", "closed")
@@ -134,8 +135,16 @@ class FormAccess:
 
 
 class FormCatalog:
-    def __init__(self, db: Database, authorizer: Authorizer, blobs: BlobStore, max_form_bytes: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        authorizer: Authorizer,
+        blobs: BlobStore,
+        max_form_bytes: int,
+        lookup: FormLookup | None = None,
+    ) -> None:
         self._db = db
+        self._lookup = lookup if lookup is not None else FormLookup(db)
         self._authz = authorizer
         self.access = FormAccess(authorizer)
         self._blobs = blobs
@@ -154,7 +163,7 @@ class FormCatalog:
         self._authz.require(actor, "form.create", project_id)
         await self.store_itemsets(definition)
         xml_form_id = definition.schema.xml_form_id
-        async with self._db.transaction() as conn:
+        async with self._lookup.changing() as conn:
             project = await conn.execute(
                 select(projects.c.id).where(projects.c.id == project_id, projects.c.deleted_at.is_(None))
             )
@@ -303,7 +312,7 @@ class FormCatalog:
                 problems.UNEXPECTED_VALUE, f"state must be one of {', '.join(STATES)}.", {"field": "state"}
             )
         self._authz.require(actor, "form.update", project_id, xml_form_id)
-        async with self._db.transaction() as conn:
+        async with self._lookup.changing() as conn:
             row = await store.lock_form(conn, project_id, xml_form_id)
             if row is None:
                 raise Problem(problems.NOT_FOUND)
@@ -337,7 +346,7 @@ class FormCatalog:
     async def delete(self, actor: Actor, project_id: int, xml_form_id: str) -> None:
         """Soft delete: the form goes to the trash and can be restored by its numeric id."""
         self._authz.require(actor, "form.delete", project_id, xml_form_id)
-        async with self._db.transaction() as conn:
+        async with self._lookup.changing() as conn:
             row = await store.lock_form(conn, project_id, xml_form_id)
             if row is None:
                 raise Problem(problems.NOT_FOUND)
@@ -357,7 +366,7 @@ class FormCatalog:
 
     async def restore(self, actor: Actor, project_id: int, form_id: int) -> FormView:
         self._authz.require(actor, "form.restore", project_id)
-        async with self._db.transaction() as conn:
+        async with self._lookup.changing() as conn:
             row = (
                 (
                     await conn.execute(

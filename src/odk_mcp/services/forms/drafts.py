@@ -28,14 +28,23 @@ from odk_mcp.services.forms.catalog import (
 )
 from odk_mcp.services.forms.domain.schema import FormSchema
 from odk_mcp.services.forms.domain.versions import with_version
+from odk_mcp.services.forms.lookup import FormLookup
 from odk_mcp.services.forms.views import AttachmentView, FormView
 
 AlsoInTransaction = Callable[[AsyncConnection, str], Awaitable[None]]
 
 
 class Drafts:
-    def __init__(self, db: Database, authorizer: Authorizer, blobs: BlobStore, max_form_bytes: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        authorizer: Authorizer,
+        blobs: BlobStore,
+        max_form_bytes: int,
+        lookup: FormLookup | None = None,
+    ) -> None:
         self._db = db
+        self._lookup = lookup if lookup is not None else FormLookup(db)
         self._authz = authorizer
         self._access = FormAccess(authorizer)
         self._blobs = blobs
@@ -67,7 +76,7 @@ class Drafts:
             if definition.itemsets is not None:
                 await anyio.to_thread.run_sync(self._blobs.put, definition.itemsets)
         token = new_token()
-        async with self._db.transaction() as conn:
+        async with self._lookup.changing() as conn:
             form = await self._locked(conn, project_id, xml_form_id)
             carried: dict[str, RowMapping] = {}
             for def_id in (form["current_def_id"], form["draft_def_id"]):
@@ -112,7 +121,7 @@ class Drafts:
 
     async def publish(self, actor: Actor, project_id: int, xml_form_id: str, version: str | None) -> None:
         self._authz.require(actor, "form.update", project_id, xml_form_id)
-        async with self._db.transaction() as conn:
+        async with self._lookup.changing() as conn:
             form = await self._locked(conn, project_id, xml_form_id)
             if form["draft_def_id"] is None:
                 raise Problem(problems.NOT_FOUND, "This form has no draft to publish.")
@@ -174,7 +183,7 @@ class Drafts:
 
     async def delete(self, actor: Actor, project_id: int, xml_form_id: str) -> None:
         self._authz.require(actor, "form.update", project_id, xml_form_id)
-        async with self._db.transaction() as conn:
+        async with self._lookup.changing() as conn:
             form = await self._locked(conn, project_id, xml_form_id)
             if form["draft_def_id"] is None:
                 raise Problem(problems.NOT_FOUND, "This form has no draft.")

@@ -1,12 +1,21 @@
 """Form lookup for other services: which form definition a submission targets, with its schema.
 
-Definitions never change once stored, so their parsed schemas are cached by definition id;
-the form's state and published versions are read fresh on every call (one indexed query).
+Definitions never change once stored, so their parsed schemas are cached by definition id.
+The target of a submission (form state, the definition for a version) is also remembered, for
+`ttl` seconds, per (project, xmlFormId, version, draft): it is read on every submission. The
+forms service empties that cache (`invalidate()`) after every change that can alter an answer
+(create, publish, new or deleted draft, state change, delete, restore, project change), so in
+this process a closed or deleted form stops taking submissions at once; other processes sharing
+the database see the change within `ttl` seconds. Misses (unknown form or version) are never
+remembered, so a form published elsewhere is found on the next request.
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -56,16 +65,54 @@ class TargetMiss:
     form_exists: bool
 
 
+TargetKey = tuple[int, str, str, bool]
+
+
 class FormLookup:
-    def __init__(self, db: Database, cache_size: int = 512) -> None:
+    def __init__(self, db: Database, cache_size: int = 512, ttl_seconds: float = 0.0) -> None:
         self._db = db
         self._schemas: OrderedDict[int, FormSchema] = OrderedDict()
         self._cache_size = cache_size
+        self._ttl = ttl_seconds
+        self._targets: OrderedDict[TargetKey, tuple[FormTarget, float]] = OrderedDict()
+        self._generation = 0
+
+    def invalidate(self) -> None:
+        """Forget every remembered target (the forms service calls it after each change)."""
+        self._generation += 1
+        self._targets.clear()
+
+    @asynccontextmanager
+    async def changing(self) -> AsyncIterator[AsyncConnection]:
+        """A forms transaction that may change which definition a submission targets: the
+        remembered targets are forgotten once it has ended."""
+        try:
+            async with self._db.transaction() as conn:
+                yield conn
+        finally:
+            self.invalidate()
 
     async def for_submission(
         self, project_id: int, xml_form_id: str, version: str, draft: bool = False
     ) -> FormTarget | TargetMiss:
         """The published definition with that version (or the draft, when `draft`)."""
+        key = (project_id, xml_form_id, version, draft)
+        entry = self._targets.get(key)
+        if entry is not None:
+            if entry[1] > time.monotonic():
+                return entry[0]
+            del self._targets[key]
+        generation = self._generation
+        found = await self._read_target(project_id, xml_form_id, version, draft)
+        if isinstance(found, FormTarget) and self._ttl > 0 and generation == self._generation:
+            self._targets[key] = (found, time.monotonic() + self._ttl)
+            while len(self._targets) > self._cache_size:
+                self._targets.popitem(last=False)
+        return found
+
+    async def _read_target(
+        self, project_id: int, xml_form_id: str, version: str, draft: bool
+    ) -> FormTarget | TargetMiss:
         async with self._db.read() as conn:
             form = (
                 await conn.execute(

@@ -17,6 +17,7 @@ from odk_mcp.kernel.clock import iso
 from odk_mcp.kernel.db import Database
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.services.forms.adapters.tables import forms, projects
+from odk_mcp.services.forms.lookup import FormLookup
 
 MAX_NAME_LENGTH = 500
 MAX_DESCRIPTION_LENGTH = 20_000
@@ -68,8 +69,9 @@ def _check_description(description: str | None) -> str | None:
 
 
 class Projects:
-    def __init__(self, db: Database, authorizer: Authorizer) -> None:
+    def __init__(self, db: Database, authorizer: Authorizer, lookup: FormLookup | None = None) -> None:
         self._db = db
+        self._lookup = lookup if lookup is not None else FormLookup(db)
         self._authz = authorizer
 
     async def list_projects(self, actor: Actor, include_archived: bool = True) -> list[ProjectView]:
@@ -133,7 +135,7 @@ class Projects:
             values["description"] = _check_description(changes["description"])
         if "archived" in changes:
             values["archived"] = bool(changes["archived"])
-        async with self._db.transaction() as conn:
+        async with self._lookup.changing() as conn:
             stmt = (
                 update(projects)
                 .where(projects.c.id == project_id, projects.c.deleted_at.is_(None))
@@ -151,7 +153,7 @@ class Projects:
     async def delete(self, actor: Actor, project_id: int) -> None:
         """Soft delete: the project disappears from every listing; its data stays stored."""
         self._authz.require(actor, "project.delete", project_id)
-        async with self._db.transaction() as conn:
+        async with self._lookup.changing() as conn:
             stmt = (
                 update(projects)
                 .where(projects.c.id == project_id, projects.c.deleted_at.is_(None))

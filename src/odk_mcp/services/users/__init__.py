@@ -13,6 +13,7 @@ from odk_mcp.kernel.db import Database
 from odk_mcp.services.users.access import AccessPolicy
 from odk_mcp.services.users.accounts import Accounts
 from odk_mcp.services.users.api_tokens import ApiTokens, ApiTokenView, ScopedActor
+from odk_mcp.services.users.actor_cache import ActorCache
 from odk_mcp.services.users.app_users import AppUsers
 from odk_mcp.services.users.assignments import Assignments, Scope
 from odk_mcp.services.users.authentication import (
@@ -49,16 +50,21 @@ def build_users_service(
     login_limit_per_account: str,
     login_limit_per_ip: str,
     sealer: Sealer,
+    actor_cache_seconds: float = 0.0,
 ) -> UsersService:
+    actors = ActorCache(actor_cache_seconds)
     authenticator = Authenticator(
-        db, LoginThrottle(login_limit_per_account, login_limit_per_ip), BasicCache(basic_cache_seconds)
+        db,
+        LoginThrottle(login_limit_per_account, login_limit_per_ip),
+        BasicCache(basic_cache_seconds),
+        actors,
     )
     return UsersService(
         policy=policy,
         authenticator=authenticator,
         accounts=Accounts(db, policy, authenticator, session_ttl),
-        assignments=Assignments(db, policy, catalogue),
-        app_users=AppUsers(db, policy, catalogue, sealer),
+        assignments=Assignments(db, policy, catalogue, actors),
+        app_users=AppUsers(db, policy, catalogue, sealer, actors),
         api_tokens=ApiTokens(db, authenticator),
         names=ActorNames(db),
     )

@@ -15,6 +15,7 @@ from odk_mcp.kernel.actor import Actor, ActorType
 from odk_mcp.kernel.db import Database
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.services.users.access import AccessPolicy
+from odk_mcp.services.users.actor_cache import changing
 from odk_mcp.services.users.adapters import store
 from odk_mcp.services.users.adapters.tables import actors, assignments, sessions
 from odk_mcp.services.users.authentication import Authenticator
@@ -92,7 +93,7 @@ class Accounts:
         token_hash = actor.session_hash if token is None else cred.hash_token(token)
         if token_hash is None:
             raise Problem(problems.NOT_FOUND, "This request did not use a session.")
-        async with self._db.transaction() as conn:
+        async with changing(self._db, self._authenticator.actors) as conn:
             row = (
                 await conn.execute(
                     select(sessions.c.actor_id, actors.c.type, actors.c.project_id)
@@ -142,7 +143,7 @@ class Accounts:
         if password is not None:
             check_password(password, email)
             password_hash = await anyio.to_thread.run_sync(cred.hash_password, password)
-        async with self._db.transaction() as conn:
+        async with changing(self._db, self._authenticator.actors) as conn:
             if await store.email_taken(conn, email):
                 raise Problem(
                     problems.UNIQUENESS_VIOLATION,
@@ -194,7 +195,7 @@ class Accounts:
             changes["email"] = check_email(email)
         if display_name is not None:
             changes["display_name"] = check_name(display_name)
-        async with self._db.transaction() as conn:
+        async with changing(self._db, self._authenticator.actors) as conn:
             row = await store.live_actor(conn, user_id, for_update=True)
             if row is None or row["type"] != "user":
                 raise Problem(problems.NOT_FOUND)
@@ -253,7 +254,7 @@ class Accounts:
 
     async def _set_password(self, actor: Actor, user_id: int, new: str, keep_session: str | None) -> None:
         new_hash = await anyio.to_thread.run_sync(cred.hash_password, new)
-        async with self._db.transaction() as conn:
+        async with changing(self._db, self._authenticator.actors) as conn:
             await conn.execute(
                 update(actors)
                 .where(actors.c.id == user_id)
@@ -266,7 +267,7 @@ class Accounts:
 
     async def delete_user(self, actor: Actor, user_id: int) -> None:
         self._policy.require(actor, "user.delete")
-        async with self._db.transaction() as conn:
+        async with changing(self._db, self._authenticator.actors) as conn:
             row = await store.live_actor(conn, user_id, for_update=True)
             if row is None or row["type"] != "user":
                 raise Problem(problems.NOT_FOUND)
@@ -279,7 +280,7 @@ class Accounts:
     async def promote(self, actor: Actor, email: str) -> None:
         """Make an existing user a sitewide administrator (the CLI's `user promote`)."""
         self._policy.require(actor, "assignment.create")
-        async with self._db.transaction() as conn:
+        async with changing(self._db, self._authenticator.actors) as conn:
             row = await store.user_by_email(conn, email)
             if row is None:
                 raise Problem(problems.NOT_FOUND, "No user with that email address.")

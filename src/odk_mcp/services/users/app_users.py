@@ -18,6 +18,7 @@ from odk_mcp.kernel.db import Database
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.services.users.access import AccessPolicy
 from odk_mcp.services.users.accounts import check_name, create_session
+from odk_mcp.services.users.actor_cache import ActorCache, changing
 from odk_mcp.services.users.adapters import store
 from odk_mcp.services.users.adapters.tables import actors, assignments
 from odk_mcp.services.users.ports import Catalogue
@@ -25,8 +26,16 @@ from odk_mcp.services.users.views import ActorView
 
 
 class AppUsers:
-    def __init__(self, db: Database, policy: AccessPolicy, catalogue: Catalogue, sealer: Sealer) -> None:
+    def __init__(
+        self,
+        db: Database,
+        policy: AccessPolicy,
+        catalogue: Catalogue,
+        sealer: Sealer,
+        actors: ActorCache | None = None,
+    ) -> None:
         self._db = db
+        self._actors = actors if actors is not None else ActorCache(0)
         self._policy = policy
         self._catalogue = catalogue
         self._sealer = sealer
@@ -84,7 +93,7 @@ class AppUsers:
 
     async def delete(self, actor: Actor, project_id: int, app_user_id: int) -> None:
         await self._check(actor, "field_key.delete", project_id)
-        async with self._db.transaction() as conn:
+        async with changing(self._db, self._actors) as conn:
             row = await store.live_actor(conn, app_user_id, for_update=True)
             if row is None or row["type"] != "field_key" or row["project_id"] != project_id:
                 raise Problem(problems.NOT_FOUND)

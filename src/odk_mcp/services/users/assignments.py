@@ -14,6 +14,7 @@ from odk_mcp.kernel.actor import Actor
 from odk_mcp.kernel.db import Database
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.services.users.access import AccessPolicy
+from odk_mcp.services.users.actor_cache import ActorCache, changing
 from odk_mcp.services.users.adapters import store
 from odk_mcp.services.users.adapters.tables import actors, assignments
 from odk_mcp.services.users.domain import roles
@@ -43,8 +44,11 @@ def _role(key: str) -> roles.Role:
 
 
 class Assignments:
-    def __init__(self, db: Database, policy: AccessPolicy, catalogue: Catalogue) -> None:
+    def __init__(
+        self, db: Database, policy: AccessPolicy, catalogue: Catalogue, actors: ActorCache | None = None
+    ) -> None:
         self._db = db
+        self._actors = actors if actors is not None else ActorCache(0)
         self._policy = policy
         self._catalogue = catalogue
 
@@ -119,7 +123,7 @@ class Assignments:
                 f"The role {role.system} cannot be assigned on a {scope.kind}.",
                 {"field": "roleId", "value": role.id, "allowedScopes": sorted(role.scopes)},
             )
-        async with self._db.transaction() as conn:
+        async with changing(self._db, self._actors) as conn:
             target = await store.live_actor(conn, actor_id)
             if target is None:
                 raise Problem(problems.NOT_FOUND, "No such actor.")
@@ -151,7 +155,7 @@ class Assignments:
     async def unassign(self, actor: Actor, scope: Scope, role_key: str, actor_id: int) -> None:
         await self._check_scope(actor, "assignment.delete", scope)
         role = _role(role_key)
-        async with self._db.transaction() as conn:
+        async with changing(self._db, self._actors) as conn:
             result = await conn.execute(
                 assignments.delete().where(
                     store.scope_filter(scope.project_id, scope.form_id),

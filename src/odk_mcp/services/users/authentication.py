@@ -25,6 +25,7 @@ from odk_mcp.kernel import problems
 from odk_mcp.kernel.actor import ANONYMOUS, Actor, ActorType, AuthMethod
 from odk_mcp.kernel.db import Database
 from odk_mcp.kernel.problems import Problem
+from odk_mcp.services.users.actor_cache import ActorCache
 from odk_mcp.services.users.adapters import store
 from odk_mcp.services.users.domain import credentials as cred
 
@@ -116,12 +117,16 @@ class BasicCache:
         self._max = max_entries
         self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
+    @property
+    def enabled(self) -> bool:
+        return self._ttl > 0
+
     @staticmethod
-    def _key(email: str, password: str) -> str:
+    def key(email: str, password: str) -> str:
         return hashlib.sha256(f"{email.lower()}\0{password}".encode("utf-8", "surrogatepass")).hexdigest()
 
     def verified(self, email: str, password: str, stored_hash: str) -> bool:
-        key = self._key(email, password)
+        key = self.key(email, password)
         entry = self._entries.get(key)
         if entry is None:
             return False
@@ -134,7 +139,7 @@ class BasicCache:
     def remember(self, email: str, password: str, stored_hash: str) -> None:
         if self._ttl <= 0:
             return
-        key = self._key(email, password)
+        key = self.key(email, password)
         self._entries[key] = (stored_hash, time.monotonic() + self._ttl)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:
@@ -155,10 +160,17 @@ def actor_from_row(row: RowMapping, via: AuthMethod, session_hash: str | None = 
 
 
 class Authenticator:
-    def __init__(self, db: Database, throttle: LoginThrottle, basic_cache: BasicCache) -> None:
+    def __init__(
+        self,
+        db: Database,
+        throttle: LoginThrottle,
+        basic_cache: BasicCache,
+        actors: ActorCache | None = None,
+    ) -> None:
         self._db = db
         self.throttle = throttle
         self._basic_cache = basic_cache
+        self.actors = actors if actors is not None else ActorCache(0)
 
     async def authenticate(self, creds: Credentials, client_ip: str | None = None) -> Actor:
         match creds.kind:
@@ -198,11 +210,18 @@ class Authenticator:
         if not token or len(token) > 256:
             raise Problem(failure)
         token_hash = cred.hash_token(token)
+        key = (via.value, token_hash)
+        cached = self.actors.get(key)
+        if cached is not None:
+            return cached
+        generation = self.actors.generation
         async with self._db.read() as conn:
             row = await store.actor_by_session(conn, token_hash)
         if row is None:
             raise Problem(failure)
-        return actor_from_row(row, via, session_hash=token_hash)
+        actor = actor_from_row(row, via, session_hash=token_hash)
+        self.actors.put(key, actor, generation, row["expires_at"])
+        return actor
 
     async def _upgrade_hash(self, actor_id: int, stored: str, password: str) -> None:
         """Re-hash at the configured argon2 cost after an operator changed it (on a good login)."""
@@ -212,6 +231,14 @@ class Authenticator:
 
     async def verify_password(self, email: str, password: str, client_ip: str | None) -> Actor:
         """Check an email and password (login or Basic); throttled; constant-time on unknown emails."""
+        key = ("basic", BasicCache.key(email, password))
+        # Turning the Basic cache off (basic_auth_cache_seconds = 0) means a full verification
+        # on every request: the actor cache then does not remember Basic credentials either.
+        cached = self.actors.get(key) if self._basic_cache.enabled else None
+        if cached is not None:
+            self.throttle.check(email, client_ip)  # a locked-out account stays locked out
+            return cached
+        generation = self.actors.generation
         with self.throttle.attempt(email, client_ip):
             row = None
             # PostgreSQL text cannot hold NUL, so no account has such an email (and the
@@ -221,7 +248,9 @@ class Authenticator:
                     row = await store.user_by_email(conn, email)
             stored = row["password_hash"] if row is not None else None
             if row is not None and stored and self._basic_cache.verified(email, password, stored):
-                return actor_from_row(row, AuthMethod.BASIC)
+                actor = actor_from_row(row, AuthMethod.BASIC)
+                self.actors.put(key, actor, generation)
+                return actor
             ok = await anyio.to_thread.run_sync(cred.verify_password, stored or cred.dummy_hash(), password)
             if row is None or not stored or not ok:
                 self.throttle.failed(email, client_ip)
@@ -229,4 +258,7 @@ class Authenticator:
             if cred.needs_rehash(stored):
                 await self._upgrade_hash(row["id"], stored, password)
         self._basic_cache.remember(email, password, stored)
-        return actor_from_row(row, AuthMethod.BASIC)
+        actor = actor_from_row(row, AuthMethod.BASIC)
+        if self._basic_cache.enabled:
+            self.actors.put(key, actor, generation)
+        return actor

@@ -21,7 +21,7 @@ GRANTS_COLUMN = (
 )
 
 _ACTOR_BY_SESSION = text(
-    "SELECT a.id, a.type, a.display_name, a.project_id, s.csrf, "  # noqa: S608 - constant SQL only
+    "SELECT a.id, a.type, a.display_name, a.project_id, s.csrf, s.expires_at, "  # noqa: S608 - constant SQL only
     + GRANTS_COLUMN
     + " FROM users.sessions s"
     " JOIN users.actors a ON a.id = s.actor_id"
