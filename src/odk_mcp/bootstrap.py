@@ -23,7 +23,12 @@ from odk_mcp.services.aggregation import AggregationService, build_aggregation_s
 from odk_mcp.services.aggregation.exports import ExportSettings, ExportsService, build_exports_service
 from odk_mcp.services.entities import EntitiesService, build_entities_service
 from odk_mcp.services.forms import FormLimits, FormsService, build_forms_service
-from odk_mcp.services.submissions import SubmissionsService, build_submissions_service, current_attachments
+from odk_mcp.services.submissions import (
+    GroupWriter,
+    SubmissionsService,
+    build_submissions_service,
+    current_attachments,
+)
 from odk_mcp.services.users import (
     AccessPolicy,
     UsersService,
@@ -65,6 +70,7 @@ class Container:
         await self.exports.stop()
         await self.worker.stop()
         await self.webhooks.sender.stop()
+        await self.submissions.stop()
         await self.forms.stop()
         await self.db.dispose()
 
@@ -109,9 +115,27 @@ def build_container(settings: Settings, database_url: str) -> Container:
     )
     blobs = build_blob_store(settings)
     sealer = Sealer(secret_key(settings))
-    forms = build_forms_service(db, policy, blobs, limits, settings.public_url)
+    forms = build_forms_service(
+        db, policy, blobs, limits, settings.public_url, form_cache_seconds=settings.form_cache_seconds
+    )
+    writer = (
+        GroupWriter(
+            db,
+            max_batch=settings.submission_batch_max,
+            max_wait_seconds=settings.submission_batch_wait_ms / 1000,
+            max_concurrent=settings.submission_batch_writers,
+        )
+        if settings.submission_group_commit
+        else None
+    )
     submissions = build_submissions_service(
-        db, policy, forms.lookup, blobs, settings.max_submission_xml_bytes, settings.max_submission_bytes
+        db,
+        policy,
+        forms.lookup,
+        blobs,
+        settings.max_submission_xml_bytes,
+        settings.max_submission_bytes,
+        writer,
     )
     users = build_users_service(
         db,
@@ -122,6 +146,7 @@ def build_container(settings: Settings, database_url: str) -> Container:
         login_limit_per_account=settings.login_limit_per_account,
         login_limit_per_ip=settings.login_limit_per_ip,
         sealer=sealer,
+        actor_cache_seconds=settings.auth_cache_seconds,
     )
     aggregation = build_aggregation_service(db, policy, forms.lookup, users.names, settings.public_url)
     entities = build_entities_service(db, policy, forms.catalogue, settings.public_url)

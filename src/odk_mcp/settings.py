@@ -43,6 +43,18 @@ class Settings(BaseSettings):
     basic_auth_cache_seconds: float = Field(
         default=60.0, ge=0, description="How long a verified HTTP Basic credential is remembered (0 = never)."
     )
+    auth_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long the actor behind a session, app-user key or Basic credential is remembered "
+        "(0 = never). Revocations in this process apply at once; other processes see them within this time.",
+    )
+    form_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long the form definition a submission targets is remembered (0 = never). Form "
+        "changes in this process apply at once; other processes see them within this time.",
+    )
     trust_forwarded_proto: bool = Field(
         default=True,
         description="Honour X-Forwarded-Proto/X-Forwarded-For from the proxies in forwarded_allow_ips.",
@@ -101,6 +113,24 @@ class Settings(BaseSettings):
     )
     max_submission_xml_bytes: int = Field(
         default=10_000_000, ge=1024, description="Largest submission XML document, 413.1 beyond."
+    )
+    submission_group_commit: bool = Field(
+        default=True,
+        description="Commit new submissions in batches (one transaction for many requests; each is "
+        "answered after the commit). False: one transaction per submission.",
+    )
+    submission_batch_max: int = Field(
+        default=256, ge=1, le=5000, description="Most new submissions committed in one batch."
+    )
+    submission_batch_wait_ms: float = Field(
+        default=0.0,
+        ge=0,
+        le=100,
+        description="How long a batch waits for more submissions before it is written (0: it takes "
+        "what is queued; batches still grow under load while a commit is in flight).",
+    )
+    submission_batch_writers: int = Field(
+        default=1, ge=1, le=16, description="Batches of new submissions written at the same time."
     )
     conversion_workers: int = Field(default=1, ge=1, le=16, description="Processes converting XLSForms.")
     conversion_timeout_seconds: float = Field(

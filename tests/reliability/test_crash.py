@@ -424,6 +424,16 @@ def test_sigkill_under_load_loses_no_acknowledged_submission(tmp_path: Path, sit
             wrong = [s.instance_id for s in acked if photos[s.instance_id] != sha256(s.photo)]
             assert not wrong, f"acknowledged photos not stored: {wrong[:5]}"
             parallel(lambda s: assert_complete(s, photo_required=True), acked)
+            # ... and they went through the group writer: rows of one batch share their
+            # transaction's now(), so several acknowledged submissions with one created_at
+            # prove that batches were acknowledged (and survived the kill) as above.
+            with connect(pgdata) as conn:
+                batched = conn.execute(
+                    "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM submissions.submissions"
+                    " WHERE xml_form_id = %s AND instance_id = ANY(%s) GROUP BY created_at) AS b",
+                    (FORM_ID, [s.instance_id for s in acked]),
+                ).fetchone()
+            assert batched is not None and batched[0] > 1, "no acknowledged batch of several submissions"
 
             # Requests that never connected stored nothing; those cut off mid-flight may have,
             # and then completely: the XML as sent, the photo as sent or marked as not there.

@@ -6,10 +6,13 @@ admin-only `GET /v1/audits` query.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
+from psycopg.types.json import Jsonb
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -41,6 +44,43 @@ async def record_audit(
             logged_at=func.now(),
         )
     )
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One audit row for `record_audits` (the fields of `record_audit`)."""
+
+    actor_id: int | None
+    action: str
+    target_type: str | None
+    target_id: str | None
+    project_id: int | None
+    details: dict[str, Any]
+
+
+_RECORD_MANY = (
+    "INSERT INTO events.audits (actor_id, action, project_id, target_type, target_id, details, logged_at)"
+    " SELECT a, c, p, t, i, d, now()"
+    " FROM unnest(%t::int[], %t::text[], %t::int[], %t::text[], %t::text[], %b::jsonb[])"
+    " AS u(a, c, p, t, i, d)"
+)
+
+
+async def record_audits(pg: psycopg.AsyncConnection[Any], records: Sequence[AuditRecord]) -> None:
+    """Many audit rows in one statement, on the driver connection of a group writer's
+    transaction (in pipeline mode the statement is only queued)."""
+    if records:
+        await pg.execute(
+            _RECORD_MANY,
+            (
+                [r.actor_id for r in records],
+                [r.action for r in records],
+                [r.project_id for r in records],
+                [r.target_type for r in records],
+                [r.target_id for r in records],
+                [Jsonb(r.details) for r in records],
+            ),
+        )
 
 
 @dataclass(frozen=True)

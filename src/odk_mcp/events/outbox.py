@@ -6,13 +6,28 @@ was committed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import psycopg
+from psycopg.types.json import Jsonb
 from sqlalchemy import func, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from odk_mcp.events.tables import outbox
 
+_EMIT_MANY = (
+    "INSERT INTO events.outbox (event, payload, created_at)"
+    " SELECT e, p, now() FROM unnest(%t::text[], %b::jsonb[]) AS u(e, p)"
+)
+
 
 async def emit(conn: AsyncConnection, event: str, payload: dict[str, Any]) -> None:
     await conn.execute(insert(outbox).values(event=event, payload=payload, created_at=func.now()))
+
+
+async def emit_many(pg: psycopg.AsyncConnection[Any], events: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Many events in one statement, on the driver connection of a group writer's transaction
+    (same rows, same delivery trigger as `emit`; in pipeline mode the statement is only queued)."""
+    if events:
+        await pg.execute(_EMIT_MANY, ([e for e, _ in events], [Jsonb(p) for _, p in events]))

@@ -28,6 +28,7 @@ from odk_mcp.services.aggregation.api import router as aggregation_router
 from odk_mcp.services.aggregation.exports.api import router as exports_router
 from odk_mcp.services.entities.api import router as entities_router
 from odk_mcp.services.forms.api import router as forms_router
+from odk_mcp.services.submissions.api import plain_routes as submission_hot_routes
 from odk_mcp.services.submissions.api import router as submissions_router
 from odk_mcp.services.users.api import router as users_router
 from odk_mcp.services.webhooks import WebhookMetrics
@@ -94,6 +95,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(webhooks_router())
     app.include_router(audits_router)
     app.include_router(events_router)
+    # The OpenRosa submission POST, as plain Starlette routes matched first (the hot path:
+    # see services/submissions/api/openrosa.py).
+    app.router.routes[0:0] = submission_hot_routes()
 
     # Added innermost first: the request passes key-path → observability → rate → body limit.
     app.add_middleware(

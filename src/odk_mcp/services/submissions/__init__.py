@@ -20,14 +20,20 @@ from odk_mcp.services.submissions.snapshots import (
     submission_ids,
 )
 from odk_mcp.services.submissions.views import Receipt, SubmissionView
+from odk_mcp.services.submissions.writer import GroupWriter
 
 
 @dataclass(frozen=True)
 class SubmissionsService:
     receiver: Receiver
+    writer: GroupWriter | None
     records: Records
     max_xml_bytes: int
     max_submission_bytes: int
+
+    async def stop(self) -> None:
+        if self.writer is not None:
+            await self.writer.close()
 
 
 def build_submissions_service(
@@ -37,9 +43,11 @@ def build_submissions_service(
     blobs: BlobStore,
     max_xml_bytes: int,
     max_submission_bytes: int,
+    writer: GroupWriter | None = None,
 ) -> SubmissionsService:
     return SubmissionsService(
-        receiver=Receiver(db, authorizer, lookup, blobs, max_xml_bytes),
+        receiver=Receiver(db, authorizer, lookup, blobs, max_xml_bytes, writer),
+        writer=writer,
         records=Records(db, authorizer, lookup, blobs),
         max_xml_bytes=max_xml_bytes,
         max_submission_bytes=max_submission_bytes,
@@ -49,6 +57,7 @@ def build_submissions_service(
 __all__ = [
     "SUBMISSION_EVENTS",
     "AttachmentBlob",
+    "GroupWriter",
     "IncomingFile",
     "ListFilter",
     "Receipt",

@@ -1,11 +1,14 @@
 """Receiving submissions: new ones, identical resends (adding attachments), edits, conflicts.
 
-One transaction per submission: the submission, its version, attachment rows, the audit row
-and the event are committed together, and only then is the request answered. Media files
-are written to the blob store (durably) before that transaction, so a committed row never
-names a missing file. Concurrent posts of one instanceID are serialised by the unique key
-on (form, draft, instanceID): exactly one creates the submission, the others see it as a
-resend (identical XML) or a conflict (different XML).
+The submission, its version, attachment rows, the audit row and the event are committed
+together, and only then is the request answered. Media files are written to the blob store
+(durably) before that, so a committed row never names a missing file. A new submission (no
+deprecatedID) goes to the group writer (writer.py), which commits many of them in one
+transaction; anything the writer does not write (its instanceID is already known, or its batch
+failed) and every edit takes the careful path here: one transaction per request. Concurrent
+posts of one instanceID are serialised by the unique key on (form, draft, instanceID): exactly
+one creates the submission, the others see it as a resend (identical XML) or a conflict
+(different XML).
 """
 
 from __future__ import annotations
@@ -42,7 +45,13 @@ from odk_mcp.services.submissions.domain.envelope import (
     read_envelope,
 )
 from odk_mcp.services.submissions.domain.validation import evaluate_rules
-from odk_mcp.services.submissions.views import Receipt
+from odk_mcp.services.submissions.views import Receipt, SubmissionView
+from odk_mcp.services.submissions.writer import (
+    AttachmentRow,
+    BatchFailed,
+    GroupWriter,
+    NewSubmission,
+)
 
 
 @dataclass(frozen=True)
@@ -83,22 +92,37 @@ class Receiver:
         lookup: FormLookup,
         blobs: BlobStore,
         max_xml_bytes: int,
+        writer: GroupWriter | None = None,
     ) -> None:
         self._db = db
         self._authz = authorizer
         self._lookup = lookup
         self._blobs = blobs
         self._max_xml = max_xml_bytes
+        self._writer = writer
 
-    async def receive(self, actor: Actor, command: ReceiveSubmission) -> Receipt:
+    async def receive(self, actor: Actor, command: ReceiveSubmission, *, view: bool = True) -> Receipt:
+        """Store the submission; with `view=False` (OpenRosa, whose answer does not show it)
+        the receipt carries no submission view, which saves a query."""
         parsed = await self._parse(actor, command)
         stored = await self._store_media(parsed, command.files)
+        if self._writer is not None and parsed.envelope.deprecated_id is None and command.edit_of is None:
+            try:
+                written = await self._writer.write(_new_row(actor, command, parsed, stored))
+            except BatchFailed:
+                written = None  # retried alone below: a 201 only for what is committed
+            if written is not None:
+                submission = None
+                if view:
+                    async with self._db.read() as conn:
+                        submission = await store.submission_view(conn, written.submission_id)
+                return Receipt(submission, "created", len(stored))
         for attempt in range(3):
             try:
                 async with self._db.transaction() as conn:
                     if parsed.envelope.deprecated_id is not None:
-                        return await self._edit(conn, actor, command, parsed, stored)
-                    return await self._create_or_resend(conn, actor, command, parsed, stored)
+                        return await self._edit(conn, actor, command, parsed, stored, view)
+                    return await self._create_or_resend(conn, actor, command, parsed, stored, view)
             except IntegrityError:
                 # A concurrent edit and new submission raced for one instanceID; the retry
                 # sees the winner's committed rows and answers resend or conflict.
@@ -179,6 +203,7 @@ class Receiver:
         command: ReceiveSubmission,
         parsed: Parsed,
         stored: dict[str, tuple[BlobRef, str | None]],
+        view: bool,
     ) -> Receipt:
         target = parsed.target
         existing = await store.version_by_instance(
@@ -226,13 +251,13 @@ class Receiver:
                     "submission.received",
                     _event(target, parsed.instance_id, created, version_id, command),
                 )
-                return Receipt(await store.submission_view(conn, created), "created", len(stored))
+                return Receipt(await _view(conn, created, view), "created", len(stored))
             # Another request created it meanwhile (its transaction has committed): a resend.
             existing = await store.version_by_instance(
                 conn, target.form_id, command.draft, parsed.instance_id, lock=True
             )
             assert existing is not None
-        return await self._resend(conn, actor, parsed, existing, stored)
+        return await self._resend(conn, actor, parsed, existing, stored, view)
 
     async def _resend(
         self,
@@ -241,6 +266,7 @@ class Receiver:
         parsed: Parsed,
         existing: RowMapping,
         stored: dict[str, tuple[BlobRef, str | None]],
+        view: bool,
     ) -> Receipt:
         if existing["deleted_at"] is not None:
             raise Problem(problems.SUBMISSION_DELETED)
@@ -278,7 +304,7 @@ class Receiver:
                     "submissionId": existing["submission_id"],
                 },
             )
-        return Receipt(await store.submission_view(conn, existing["submission_id"]), "resent", added)
+        return Receipt(await _view(conn, existing["submission_id"], view), "resent", added)
 
     # -- edits ----------------------------------------------------------------------------
     async def _edit(
@@ -288,6 +314,7 @@ class Receiver:
         command: ReceiveSubmission,
         parsed: Parsed,
         stored: dict[str, tuple[BlobRef, str | None]],
+        view: bool,
     ) -> Receipt:
         target = parsed.target
         deprecated_id = parsed.envelope.deprecated_id
@@ -302,7 +329,7 @@ class Receiver:
         )
         if same is not None:
             if same["submission_id"] == old["submission_id"] and same["xml_sha256"] == parsed.sha256:
-                return await self._resend(conn, actor, parsed, same, stored)  # the edit, sent again
+                return await self._resend(conn, actor, parsed, same, stored, view)  # the edit, sent again
             raise Problem(problems.INSTANCE_ID_CONFLICT)
         if not old["current"]:
             raise Problem(problems.DEPRECATING_OLD_SUBMISSION, details={"deprecatedId": deprecated_id})
@@ -330,7 +357,7 @@ class Receiver:
         await emit(
             conn, "submission.edited", _event(target, parsed.instance_id, submission_id, version_id, command)
         )
-        return Receipt(await store.submission_view(conn, submission_id), "edited", len(stored))
+        return Receipt(await _view(conn, submission_id, view), "edited", len(stored))
 
     def _authz_edit(self, actor: Actor, command: ReceiveSubmission, target: FormTarget) -> None:
         # Collect sends edits as submissions (submission.create); the REST PUT needs update rights.
@@ -405,6 +432,49 @@ def _read(envelope: Envelope, target: FormTarget) -> tuple[Reading, list[dict[st
     now = utcnow()
     root_name = etree.QName(envelope.root).localname
     return reading, evaluate_rules(root_name, reading.data, target.schema, now.date(), now)
+
+
+async def _view(conn: AsyncConnection, submission_id: int, view: bool) -> SubmissionView | None:
+    return await store.submission_view(conn, submission_id) if view else None
+
+
+def _new_row(
+    actor: Actor,
+    command: ReceiveSubmission,
+    parsed: Parsed,
+    stored: dict[str, tuple[BlobRef, str | None]],
+) -> NewSubmission:
+    """The rows of a new submission for the group writer: the same values `_create_or_resend`
+    and `_insert_version` write."""
+    attachments = []
+    for name in dict.fromkeys(parsed.reading.media):
+        if name in stored:
+            ref, content_type = stored[name]
+            attachments.append(
+                AttachmentRow(name, ref.sha256, ref.md5, ref.size, content_type or "application/octet-stream")
+            )
+        else:
+            attachments.append(AttachmentRow(name, None, None, None, None))
+    target = parsed.target
+    return NewSubmission(
+        project_id=target.project_id,
+        form_id=target.form_id,
+        xml_form_id=target.xml_form_id,
+        draft=command.draft,
+        instance_id=parsed.instance_id,
+        submitter_id=_actor_id(actor),
+        device_id=command.device_id,
+        user_agent=command.user_agent,
+        instance_name=parsed.envelope.instance_name,
+        form_def_id=target.def_id,
+        form_version=target.version,
+        xml=command.xml,
+        xml_sha256=parsed.sha256,
+        data=parsed.reading.data,
+        flags=parsed.reading.flags,
+        findings=parsed.findings,
+        attachments=tuple(attachments),
+    )
 
 
 def _actor_id(actor: Actor) -> int | None:

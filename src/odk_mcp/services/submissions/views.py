@@ -106,6 +106,11 @@ class VersionView:
 class Receipt:
     """The outcome of receiving a submission: what is stored now and how it got there."""
 
-    submission: SubmissionView
+    submission: SubmissionView | None  # None when the caller asked for no view (OpenRosa)
     outcome: str  # "created" | "resent" | "edited"
     attachments_added: int
+
+    def view(self) -> SubmissionView:
+        if self.submission is None:
+            raise ValueError("this receipt was made without the submission view")
+        return self.submission

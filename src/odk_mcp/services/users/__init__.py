@@ -12,8 +12,8 @@ from odk_mcp.infra.sealing import Sealer
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.users.access import AccessPolicy
 from odk_mcp.services.users.accounts import Accounts
-from odk_mcp.services.users.api_tokens import ApiTokens, ApiTokenView, ScopedActor
 from odk_mcp.services.users.actor_cache import ActorCache
+from odk_mcp.services.users.api_tokens import ApiTokens, ApiTokenView, ScopedActor
 from odk_mcp.services.users.app_users import AppUsers
 from odk_mcp.services.users.assignments import Assignments, Scope
 from odk_mcp.services.users.authentication import (

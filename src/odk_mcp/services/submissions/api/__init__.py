@@ -3,6 +3,9 @@
 from fastapi import APIRouter
 
 from odk_mcp.services.submissions.api import openrosa, rest
+from odk_mcp.services.submissions.api.openrosa import plain_routes
+
+__all__ = ["plain_routes", "router"]
 
 
 def router() -> APIRouter:

@@ -8,13 +8,17 @@ whole in memory.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 from starlette.datastructures import UploadFile
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Scope
 
 from odk_mcp.kernel import problems
 from odk_mcp.kernel.openrosa import envelope, openrosa_headers
 from odk_mcp.kernel.problems import Problem
-from odk_mcp.kernel.web import current_actor
+from odk_mcp.kernel.web import MAX_ID, current_actor
 from odk_mcp.services.submissions.api.deps import DRAFT_SCOPE, Submissions
 from odk_mcp.services.submissions.receiving import IncomingFile, ReceiveSubmission
 
@@ -71,7 +75,7 @@ async def _receive(
             xml_form_id=xml_form_id,
             draft_token=str(draft_token) if draft_token is not None else None,
         )
-        await service.receiver.receive(actor, command)
+        await service.receiver.receive(actor, command, view=False)
         await form.close()
     except Problem as problem:
         return error_envelope(problem)
@@ -120,3 +124,44 @@ async def post_draft_submission(
     project_id: int, xml_form_id: str, request: Request, service: Submissions
 ) -> Response:
     return await _receive(request, service, project_id, xml_form_id)
+
+
+# -- the hot path -------------------------------------------------------------------------------
+# ODK Collect's submission POST is the busiest request by far, and FastAPI's per-request
+# machinery (route scan across every router, dependency solving) cost about as much as the
+# database work of a group-committed submission. The same handler is therefore also mounted
+# as a plain Starlette route, matched before the FastAPI routes (gateway/app.py); the FastAPI
+# routes above stay for HEAD and for the OpenAPI document; answers are the same either way.
+
+
+class _PlainRoute(Route):
+    """A Starlette route that records itself as the request's route, as FastAPI's routes do
+    (the access log and metrics name the route template)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is Match.FULL:
+            child["route"] = self
+        return match, child
+
+
+async def _plain_post(request: Request) -> Response:
+    service: Any = request.app.state.submissions
+    raw_id: str = request.path_params["project_id"]
+    if not (raw_id.isascii() and raw_id.isdigit()) or int(raw_id) > MAX_ID:
+        # What the FastAPI route answers for a path that cannot name a project.
+        raise Problem(problems.NOT_FOUND)
+    xml_form_id: str | None = request.path_params.get("xml_form_id")
+    return await _receive(request, service, int(raw_id), xml_form_id)
+
+
+def plain_routes() -> list[BaseRoute]:
+    """`POST {base}/submission` (and the draft one) as plain Starlette routes."""
+    return [
+        _PlainRoute("/v1/projects/{project_id}/submission", _plain_post, methods=["POST"]),
+        _PlainRoute(
+            "/v1/projects/{project_id}/forms/{xml_form_id}/draft/submission",
+            _plain_post,
+            methods=["POST"],
+        ),
+    ]

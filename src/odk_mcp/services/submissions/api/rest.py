@@ -60,7 +60,7 @@ def _routes(prefix: str, draft: bool) -> None:
             draft=draft,
             xml_form_id=xml_form_id,
         )
-        return (await service.receiver.receive(actor, command)).submission.to_json()
+        return (await service.receiver.receive(actor, command)).view().to_json()
 
     async def list_all(
         project_id: int,
@@ -121,7 +121,7 @@ def _routes(prefix: str, draft: bool) -> None:
             xml_form_id=xml_form_id,
             edit_of=instance_id,
         )
-        return (await service.receiver.receive(actor, command)).submission.to_json()
+        return (await service.receiver.receive(actor, command)).view().to_json()
 
     async def review(
         project_id: int,
