@@ -189,3 +189,14 @@ def evaluate_boolean(
         return NotEvaluated(Reason.TOO_COMPLEX, "nested too deeply to evaluate")
     except Exception as exc:  # noqa: BLE001 - a hostile form must never turn into a server error
         return NotEvaluated(Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+def is_answered(instance: Instance, context_path: str) -> bool | NotEvaluated:
+    """`string-length(.) > 0` at `context_path`, as `evaluate_boolean` answers it, without the
+    interpreter: rule checking asks it for every rule and context (about three quarters of all
+    evaluations for a typical form)."""
+    try:
+        value = instance._node_at(context_path).typed_value()
+    except _Unevaluable as exc:
+        return NotEvaluated(exc.reason, exc.detail)
+    return not isinstance(value, str) or len(value) > 0
