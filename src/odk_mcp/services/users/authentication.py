@@ -202,8 +202,25 @@ class Authenticator:
             case CredentialKind.BASIC:
                 if not creds.secure:
                     raise Problem(problems.HTTPS_ONLY)
-                return await self.verify_password(creds.email or "", creds.password or "", client_ip)
+                return await self._by_basic(creds.email or "", creds.password or "", client_ip)
         raise Problem(problems.AUTHENTICATION_FAILED)
+
+    async def _by_basic(self, email: str, password: str, client_ip: str | None) -> Actor:
+        """HTTP Basic on a request: the remembered actor of these credentials, or a verification.
+        (Logins always verify, so their own duties, such as re-hashing, happen.)"""
+        key = ("basic", BasicCache.key(email, password))
+        # Turning the Basic cache off (basic_auth_cache_seconds = 0) means a full verification
+        # on every request: the actor cache then does not remember Basic credentials either.
+        if not self._basic_cache.enabled:
+            return await self.verify_password(email, password, client_ip)
+        cached = self.actors.get(key)
+        if cached is not None:
+            self.throttle.check(email, client_ip)  # a locked-out account stays locked out
+            return cached
+        generation = self.actors.generation
+        actor = await self.verify_password(email, password, client_ip)
+        self.actors.put(key, actor, generation)
+        return actor
 
     async def _by_session(self, creds: Credentials, via: AuthMethod, failure: problems.ProblemType) -> Actor:
         token = creds.token or ""
@@ -231,14 +248,6 @@ class Authenticator:
 
     async def verify_password(self, email: str, password: str, client_ip: str | None) -> Actor:
         """Check an email and password (login or Basic); throttled; constant-time on unknown emails."""
-        key = ("basic", BasicCache.key(email, password))
-        # Turning the Basic cache off (basic_auth_cache_seconds = 0) means a full verification
-        # on every request: the actor cache then does not remember Basic credentials either.
-        cached = self.actors.get(key) if self._basic_cache.enabled else None
-        if cached is not None:
-            self.throttle.check(email, client_ip)  # a locked-out account stays locked out
-            return cached
-        generation = self.actors.generation
         with self.throttle.attempt(email, client_ip):
             row = None
             # PostgreSQL text cannot hold NUL, so no account has such an email (and the
@@ -248,9 +257,7 @@ class Authenticator:
                     row = await store.user_by_email(conn, email)
             stored = row["password_hash"] if row is not None else None
             if row is not None and stored and self._basic_cache.verified(email, password, stored):
-                actor = actor_from_row(row, AuthMethod.BASIC)
-                self.actors.put(key, actor, generation)
-                return actor
+                return actor_from_row(row, AuthMethod.BASIC)
             ok = await anyio.to_thread.run_sync(cred.verify_password, stored or cred.dummy_hash(), password)
             if row is None or not stored or not ok:
                 self.throttle.failed(email, client_ip)
@@ -258,7 +265,4 @@ class Authenticator:
             if cred.needs_rehash(stored):
                 await self._upgrade_hash(row["id"], stored, password)
         self._basic_cache.remember(email, password, stored)
-        actor = actor_from_row(row, AuthMethod.BASIC)
-        if self._basic_cache.enabled:
-            self.actors.put(key, actor, generation)
-        return actor
+        return actor_from_row(row, AuthMethod.BASIC)
