@@ -8,6 +8,9 @@
   `aggregation.repeat_rows` mappings, see docs/aggregation.md), oldest submission first.
 - `Projector` (`service.projector`): the event consumer keeping the read model current, and
   `rebuild(form_ids=None, progress=…)` rewriting it from the stored submissions.
+- `Summaries` (`service.summaries`): `await summaries.summarize(actor, project_id, xml_form_id,
+  draft=False, odata_filter=None, language=None)` → per-question counts, percentages,
+  missingness, numeric statistics and histograms, date ranges, submissions per day (SQL).
 - `ODataFeeds` (`service.odata`): OData service/metadata/data documents (docs/odata.md).
 """
 
@@ -22,6 +25,7 @@ from odk_mcp.services.aggregation.domain.flatten import Flattened, RepeatInstanc
 from odk_mcp.services.aggregation.odata.feeds import ODataFeeds, SubmitterNames
 from odk_mcp.services.aggregation.projection import CONSUMER_NAME, Projector, RebuildProgress
 from odk_mcp.services.aggregation.reader import FormData, ReadModel
+from odk_mcp.services.aggregation.summaries import Summaries
 from odk_mcp.services.forms import FormLookup
 
 
@@ -30,6 +34,7 @@ class AggregationService:
     read_model: ReadModel
     projector: Projector
     odata: ODataFeeds
+    summaries: Summaries
     public_url: str
 
     def consumers(self) -> list[Consumer]:
@@ -44,6 +49,7 @@ def build_aggregation_service(
         read_model=read_model,
         projector=Projector(db, lookup),
         odata=ODataFeeds(read_model, names),
+        summaries=Summaries(read_model),
         public_url=public_url,
     )
 
@@ -59,6 +65,7 @@ __all__ = [
     "RebuildProgress",
     "RepeatInstance",
     "SubmitterNames",
+    "Summaries",
     "build_aggregation_service",
     "flatten",
     "merged_fields",
