@@ -21,6 +21,7 @@ from odk_mcp.infra.sealing import Sealer, load_or_create_key
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.aggregation import AggregationService, build_aggregation_service
 from odk_mcp.services.aggregation.exports import ExportSettings, ExportsService, build_exports_service
+from odk_mcp.services.analytics import AnalyticsService, build_analytics_service
 from odk_mcp.services.entities import EntitiesService, build_entities_service
 from odk_mcp.services.forms import FormLimits, FormsService, build_forms_service
 from odk_mcp.services.submissions import (
@@ -48,6 +49,7 @@ class Container:
     forms: FormsService
     submissions: SubmissionsService
     aggregation: AggregationService
+    analytics: AnalyticsService
     entities: EntitiesService
     exports: ExportsService
     webhooks: WebhooksService
@@ -168,7 +170,8 @@ def build_container(settings: Settings, database_url: str) -> Container:
     )
     webhooks = build_webhooks_service(db, policy, forms.catalogue, sealer, webhook_options(settings))
     # Each service's event consumers join this registry as services grow them (docs/events.md).
-    consumers = ConsumerRegistry([*aggregation.consumers(), webhooks.consumer])
+    analytics = build_analytics_service(db, policy, aggregation.read_model, forms)
+    consumers = ConsumerRegistry([*aggregation.consumers(), webhooks.consumer, *analytics.consumers()])
     return Container(
         settings=settings,
         db=db,
@@ -177,6 +180,7 @@ def build_container(settings: Settings, database_url: str) -> Container:
         forms=forms,
         submissions=submissions,
         aggregation=aggregation,
+        analytics=analytics,
         entities=entities,
         exports=exports,
         webhooks=webhooks,

@@ -1,4 +1,4 @@
-"""The `odk-mcp` command: serve, worker, migrate, export, user management, event deliveries, version."""
+"""The `odk-mcp` command: serve, worker, migrate, export, user management, event deliveries, reports, version."""
 
 from __future__ import annotations
 
@@ -206,6 +206,30 @@ def rebuild(
 
     done = _run(_settings(data_dir), work)
     typer.echo(f"rebuilt the read model of {done} submissions")
+
+
+@app.command()
+def report(
+    project: Annotated[int, typer.Option("--project", help="Project id.")],
+    form: Annotated[str, typer.Option("--form", help="The form's xmlFormId.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the report: a .html or .pdf file.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Write a form's insight report (charts, quality flags, recommendations) as HTML or PDF."""
+    from odk_mcp.bootstrap import Container
+    from odk_mcp.kernel.actor import SYSTEM
+
+    kind = out.suffix.lower().lstrip(".")
+    if kind not in ("html", "pdf"):
+        _fail(f"--out must end in .html or .pdf, not {out.name!r}")
+
+    async def work(container: Container) -> bytes:
+        return await container.analytics.reports.render(
+            SYSTEM, project, form, "pdf" if kind == "pdf" else "html"
+        )
+
+    out.write_bytes(_run(_settings(data_dir), work))
+    typer.echo(f"wrote {out}")
 
 
 @app.command()

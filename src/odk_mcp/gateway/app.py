@@ -26,6 +26,7 @@ from odk_mcp.gateway.middleware import (
 from odk_mcp.kernel.actor import Actor
 from odk_mcp.services.aggregation.api import router as aggregation_router
 from odk_mcp.services.aggregation.exports.api import router as exports_router
+from odk_mcp.services.analytics.api import router as analytics_router
 from odk_mcp.services.entities.api import router as entities_router
 from odk_mcp.services.forms.api import router as forms_router
 from odk_mcp.services.submissions.api import plain_routes as submission_hot_routes
@@ -45,6 +46,7 @@ def _attach(app: FastAPI, container: Container) -> None:
     app.state.exports = container.exports
     app.state.webhooks = container.webhooks
     app.state.aggregation = container.aggregation
+    app.state.analytics = container.analytics
     app.state.audit_log = container.audit_log
     app.state.deliveries = container.deliveries
 
@@ -93,6 +95,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(entities_router())
     app.include_router(exports_router())
     app.include_router(webhooks_router())
+    app.include_router(analytics_router)
     app.include_router(audits_router)
     app.include_router(events_router)
     # The OpenRosa submission POST, as plain Starlette routes matched first (the hot path:

@@ -242,3 +242,8 @@ DELIVERY_NOT_RETRIABLE = _define(
     "webhookDeliveryNotRetriable",
     "Only a failed or pending webhook delivery can be retried.",
 )
+
+# analytics
+ANALYSIS_NOT_POSSIBLE = _define(
+    400.61, "analysisNotPossible", "The data cannot be analysed as asked (see details.reason)."
+)

@@ -2,11 +2,63 @@
 
 The pure domain (`domain/`) computes over Polars frames of a form's rows; the service reads
 those rows only through the aggregation read facade and the forms service's public surface.
+
+- `statistics`: crosstab, compare, correlate, estimate (survey-weighted too), timeseries.
+- `quality`: full scans (`rescan`, stored), findings per form/submission/enumerator,
+  dismissals, project areas.
+- `reports`: the insight report as HTML or PDF.
+- `consumers()`: the incremental quality consumer for `bootstrap`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from odk_mcp.events import Consumer
+from odk_mcp.kernel.access import Authorizer
+from odk_mcp.kernel.db import Database
+from odk_mcp.services.aggregation import ReadModel
+from odk_mcp.services.analytics.consumer import CONSUMER_NAME, QualityConsumer
 from odk_mcp.services.analytics.domain.errors import AnalysisError
 from odk_mcp.services.analytics.domain.quality.findings import Area, Finding, QualityConfig, Severity
+from odk_mcp.services.analytics.loading import FormFrames
+from odk_mcp.services.analytics.quality import Quality
+from odk_mcp.services.analytics.reports import Reports
+from odk_mcp.services.analytics.statistics import Statistics
+from odk_mcp.services.forms import FormsService
 
-__all__ = ["AnalysisError", "Area", "Finding", "QualityConfig", "Severity"]
+
+@dataclass(frozen=True)
+class AnalyticsService:
+    statistics: Statistics
+    quality: Quality
+    reports: Reports
+    incremental: QualityConsumer
+
+    def consumers(self) -> list[Consumer]:
+        return [self.incremental.consumer()]
+
+
+def build_analytics_service(
+    db: Database, authorizer: Authorizer, read_model: ReadModel, forms: FormsService
+) -> AnalyticsService:
+    frames = FormFrames(read_model)
+    quality = Quality(db, frames, forms, authorizer)
+    return AnalyticsService(
+        statistics=Statistics(frames),
+        quality=quality,
+        reports=Reports(frames, quality),
+        incremental=QualityConsumer(read_model, quality),
+    )
+
+
+__all__ = [
+    "CONSUMER_NAME",
+    "AnalysisError",
+    "AnalyticsService",
+    "Area",
+    "Finding",
+    "QualityConfig",
+    "Severity",
+    "build_analytics_service",
+]

@@ -26,7 +26,17 @@ def durations(frame: pl.DataFrame, fields: FieldIndex, config: QualityConfig) ->
     return frame.select(seconds.alias(DURATION)).to_series()
 
 
-def duration_findings(frame: pl.DataFrame, seconds: pl.Series, config: QualityConfig) -> list[Finding]:
+def median_duration(seconds: pl.Series) -> float | None:
+    """The median of the non-negative durations (the form's typical interview)."""
+    known = seconds.drop_nulls()
+    positive = known.filter(known >= 0)
+    return float(positive.median()) if positive.len() else None  # type: ignore[arg-type]
+
+
+def duration_findings(
+    frame: pl.DataFrame, seconds: pl.Series, config: QualityConfig, median: float | None = None
+) -> list[Finding]:
+    """Speeding against `median` (the form's, from its last full scan) or the frame's own."""
     data = (
         frame.select(SUBMISSION_ID)
         .with_columns(seconds.alias(DURATION))
@@ -35,7 +45,8 @@ def duration_findings(frame: pl.DataFrame, seconds: pl.Series, config: QualityCo
     if data.height == 0:
         return []
     positive = data.filter(pl.col(DURATION) >= 0)
-    median = float(positive[DURATION].median() or 0.0)  # type: ignore[arg-type]
+    if median is None:
+        median = median_duration(seconds) or 0.0
     threshold = config.speed_fraction * median
     if config.min_duration_seconds is not None:
         threshold = max(threshold, config.min_duration_seconds)

@@ -12,6 +12,7 @@ log scale, where their honest long tail is not extreme.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -23,36 +24,60 @@ from odk_mcp.services.analytics.domain.quality.findings import Finding, QualityC
 MIN_ANSWERS = 20
 
 
-def outlier_findings(frame: pl.DataFrame, fields: FieldIndex, config: QualityConfig) -> list[Finding]:
-    findings: list[Finding] = []
+@dataclass(frozen=True)
+class Spread:
+    """Where a numeric question's typical answers lie (on the log scale if `log_scale`)."""
+
+    median: float
+    mad: float
+    low: float
+    high: float
+    log_scale: bool
+
+
+def spreads(frame: pl.DataFrame, fields: FieldIndex, config: QualityConfig) -> dict[str, Spread]:
+    """The spread of every numeric answer question with enough answers to judge."""
+    out: dict[str, Spread] = {}
     for field in fields.of_kind(Kind.NUMERIC):
         if field.path not in frame.columns or is_metadata(field):
             continue
-        values = frame.select(
-            pl.col(SUBMISSION_ID), as_float(field.path).fill_nan(None).alias("x")
-        ).drop_nulls("x")
+        values = frame.select(as_float(field.path).fill_nan(None).alias("x")).drop_nulls("x")
         if values.height < MIN_ANSWERS:
             continue
         log_scale = _skewed_positive(values)
         x = pl.col("x").log() if log_scale else pl.col("x")
-        summary = values.select(
+        median, mad, q1, q3 = values.select(
             x.median().alias("median"),
             (x - x.median()).abs().median().alias("mad"),
             x.quantile(0.25, "linear").alias("q1"),
             x.quantile(0.75, "linear").alias("q3"),
-        ).row(0, named=True)
-        median, mad, q1, q3 = summary["median"], summary["mad"], summary["q1"], summary["q3"]
+        ).row(0)
         iqr = q3 - q1
-        low, high = q1 - config.outlier_iqr_k * iqr, q3 + config.outlier_iqr_k * iqr
         if iqr == 0 and mad == 0:
             continue
-        outside = (x < low) | (x > high)
-        robust = (0.6745 * (x - median) / mad) if mad > 0 else pl.lit(None, pl.Float64)
+        k = config.outlier_iqr_k
+        out[field.path] = Spread(median, mad, q1 - k * iqr, q3 + k * iqr, log_scale)
+    return out
+
+
+def outlier_findings(
+    frame: pl.DataFrame, fields: FieldIndex, config: QualityConfig, known: dict[str, Spread] | None = None
+) -> list[Finding]:
+    """Outliers against the frame's own spreads, or against `known` ones (incremental checks)."""
+    findings: list[Finding] = []
+    for path, spread in (known if known is not None else spreads(frame, fields, config)).items():
+        if path not in frame.columns:
+            continue
+        field = fields.get(path)
+        values = frame.select(pl.col(SUBMISSION_ID), as_float(path).fill_nan(None).alias("x")).drop_nulls("x")
+        x = pl.col("x").log() if spread.log_scale else pl.col("x")
+        outside = (x < spread.low) | (x > spread.high)
+        mad = spread.mad
+        robust = (0.6745 * (x - spread.median) / mad) if mad > 0 else pl.lit(None, pl.Float64)
         flagged = values.with_columns(robust.alias("z")).filter(
             outside & ((pl.col("z").abs() > config.outlier_z) | (mad == 0))
         )
-        scale = "log" if log_scale else "linear"
-        typical = math.exp(median) if log_scale else median
+        typical = math.exp(spread.median) if spread.log_scale else spread.median
         for sid, value, z in flagged.iter_rows():
             severity = Severity.HIGH if z is None or abs(z) > 3 * config.outlier_z else Severity.MEDIUM
             findings.append(
@@ -63,14 +88,14 @@ def outlier_findings(frame: pl.DataFrame, fields: FieldIndex, config: QualityCon
                     + (f" (robust z {z:.1f})." if z is not None else " (outside the IQR fences)."),
                     {
                         "value": value,
-                        "scale": scale,
-                        "median": median,
+                        "scale": "log" if spread.log_scale else "linear",
+                        "median": spread.median,
                         "mad": mad,
                         "robust_z": z,
-                        "fences": [low, high],
+                        "fences": [spread.low, spread.high],
                     },
                     submission_id=sid,
-                    field=field.path,
+                    field=path,
                 )
             )
     return findings

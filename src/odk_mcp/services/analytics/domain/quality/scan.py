@@ -11,7 +11,7 @@ from odk_mcp.services.analytics.domain.fields import FieldIndex
 from odk_mcp.services.analytics.domain.quality.anomaly import anomaly_findings
 from odk_mcp.services.analytics.domain.quality.dates import date_findings
 from odk_mcp.services.analytics.domain.quality.duplicates import duplicate_findings
-from odk_mcp.services.analytics.domain.quality.duration import duration_findings, durations
+from odk_mcp.services.analytics.domain.quality.duration import duration_findings, durations, median_duration
 from odk_mcp.services.analytics.domain.quality.enumerators import (
     EnumeratorRow,
     enumerator_findings,
@@ -19,7 +19,8 @@ from odk_mcp.services.analytics.domain.quality.enumerators import (
 )
 from odk_mcp.services.analytics.domain.quality.findings import Finding, QualityConfig
 from odk_mcp.services.analytics.domain.quality.gps import gps_findings
-from odk_mcp.services.analytics.domain.quality.outliers import outlier_findings
+from odk_mcp.services.analytics.domain.quality.incremental import Baseline
+from odk_mcp.services.analytics.domain.quality.outliers import outlier_findings, spreads
 from odk_mcp.services.analytics.domain.quality.straightlining import straightlining_findings
 
 RULES = (
@@ -47,6 +48,7 @@ class QualityScan:
     enumerators: list[EnumeratorRow]
     median_duration_seconds: float | None
     by_rule: dict[str, int]
+    baseline: Baseline
 
 
 def scan(frame: pl.DataFrame, fields: FieldIndex, config: QualityConfig | None = None) -> QualityScan:
@@ -59,16 +61,15 @@ def scan(frame: pl.DataFrame, fields: FieldIndex, config: QualityConfig | None =
     if config.enabled("straightlining"):
         findings += straightlining_findings(frame, fields, config)
     findings += duplicate_findings(frame, fields, config)
+    spread = spreads(frame, fields, config)
     if config.enabled("outlier"):
-        findings += outlier_findings(frame, fields, config)
+        findings += outlier_findings(frame, fields, config, spread)
     if config.enabled("anomaly"):
         findings += anomaly_findings(frame, fields, config)
     findings += gps_findings(frame, fields, config)
     findings += date_findings(frame, fields, config)
     table = enumerator_table(frame, fields, findings, seconds)
     findings += enumerator_findings(table, config)
-    median = None
-    if seconds is not None:
-        positive = seconds.filter(seconds >= 0)
-        median = float(positive.median()) if positive.len() else None  # type: ignore[arg-type]
-    return QualityScan(frame.height, findings, table, median, dict(Counter(f.rule for f in findings)))
+    median = median_duration(seconds) if seconds is not None else None
+    by_rule = dict(Counter(f.rule for f in findings))
+    return QualityScan(frame.height, findings, table, median, by_rule, Baseline(median, spread))

@@ -1,0 +1,1 @@
+"""Storage adapters of the analytics service (read model loading, findings tables)."""

@@ -1,0 +1,114 @@
+"""Loading a form's rows from the read model as a Polars frame, in one COPY.
+
+The read facade gives the WHERE conditions selecting a form's submissions (form, draft,
+deleted, and the OData `$filter` compiled by the aggregation service). The requested fields
+are extracted from `data` inside PostgreSQL (numbers cast there, so a value stored as text by
+an older form version becomes null instead of failing the load), and the rows leave the
+database through `COPY (SELECT …) TO STDOUT (FORMAT csv)` into pyarrow's CSV reader: no
+Python object per row. COPY takes no bind parameters, so the statement is rendered with
+literal values by the connection's own dialect (which knows `standard_conforming_strings`);
+every value it renders is a typed bind SQLAlchemy escapes — field paths come from the form
+definition, the filter from the aggregation compiler.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from sqlalchemy import literal_column, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from odk_mcp.kernel.db import Database
+from odk_mcp.services.analytics.domain.fields import (
+    CREATED_AT,
+    DEVICE_ID,
+    FORM_VERSION,
+    INSTANCE_ID,
+    SUBMISSION_ID,
+    SUBMITTER,
+    VERSION_ID,
+    Kind,
+    kind_of,
+)
+from odk_mcp.services.forms import Field
+
+_META: list[tuple[str, str, pa.DataType]] = [
+    (SUBMISSION_ID, "submission_id", pa.int64()),
+    (CREATED_AT, "(extract(epoch from created_at) * 1000000)::int8", pa.int64()),
+    (SUBMITTER, "submitter_id", pa.int64()),
+    (DEVICE_ID, "device_id", pa.string()),
+    (FORM_VERSION, "form_version", pa.string()),
+    (INSTANCE_ID, "instance_id", pa.string()),
+    (VERSION_ID, "version_id", pa.int64()),
+]
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def field_column(field: Field) -> tuple[str, pa.DataType]:
+    """The SQL extracting a field from `data`, and its Arrow type."""
+    key = _quoted(field.path)
+    if kind_of(field) is Kind.NUMERIC:
+        sql = f"CASE WHEN jsonb_typeof(data -> {key}) = 'number' THEN (data ->> {key})::float8 END"
+        return sql, pa.float64()
+    return f"data ->> {key}", pa.string()
+
+
+async def load_frame(
+    db: Database, conditions: Sequence[ColumnElement[bool]], fields: Sequence[Field]
+) -> pl.DataFrame:
+    """The form's selected rows (oldest first): metadata columns plus one column per field."""
+    names = [name for name, _, _ in _META] + [f.path for f in fields]
+    sqls = [sql for _, sql, _ in _META] + [field_column(f)[0] for f in fields]
+    types = [kind for _, _, kind in _META] + [field_column(f)[1] for f in fields]
+    aliases = [f"c{i}" for i in range(len(names))]
+    stmt: Any = (
+        select(*[literal_column(sql).label(alias) for sql, alias in zip(sqls, aliases, strict=True)])
+        .where(*conditions)
+        .order_by(literal_column("created_at"), literal_column("submission_id"))
+    )
+    buffer = io.BytesIO()
+    async with db.read() as conn:
+        sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        async with driver.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
+            async for chunk in copy:
+                buffer.write(chunk)
+    if buffer.tell() == 0:
+        return pl.DataFrame(schema=_polars_schema(names, types))
+    buffer.seek(0)
+    table = pacsv.read_csv(
+        buffer,
+        read_options=pacsv.ReadOptions(column_names=aliases),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict(zip(aliases, types, strict=True)),
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    frame = pl.from_arrow(table.rename_columns(names))
+    assert isinstance(frame, pl.DataFrame)
+    return frame.with_columns(pl.col(CREATED_AT).cast(pl.Datetime("us", "UTC")))
+
+
+def _polars_schema(names: list[str], types: list[pa.DataType]) -> dict[str, pl.DataType]:
+    mapping: dict[str, pl.DataType] = {}
+    for name, kind in zip(names, types, strict=True):
+        if name == CREATED_AT:
+            mapping[name] = pl.Datetime("us", "UTC")
+        elif kind == pa.int64():
+            mapping[name] = pl.Int64()
+        elif kind == pa.float64():
+            mapping[name] = pl.Float64()
+        else:
+            mapping[name] = pl.String()
+    return mapping

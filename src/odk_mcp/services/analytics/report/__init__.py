@@ -1,0 +1,1 @@
+"""The insight report: contents (`content.py`), charts (`charts.py`), HTML and PDF output."""

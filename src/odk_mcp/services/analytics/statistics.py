@@ -1,0 +1,98 @@
+"""The statistics facade: each call checks access, loads only the fields it needs (through
+the read facade, `$filter` applied), and runs the pure computation off the event loop."""
+
+from __future__ import annotations
+
+from odk_mcp.kernel.actor import Actor
+from odk_mcp.services.analytics.domain.compare import Comparison, Method, compare
+from odk_mcp.services.analytics.domain.correlate import Correlation, CorrelationMethod, correlate
+from odk_mcp.services.analytics.domain.crosstab import Crosstab, TestChoice, crosstab
+from odk_mcp.services.analytics.domain.estimate import Design, EstimateResult, estimate
+from odk_mcp.services.analytics.domain.fields import META_COLUMNS
+from odk_mcp.services.analytics.domain.timeseries import Interval, SplitBy, TimeSeries, timeseries
+from odk_mcp.services.analytics.loading import FormFrame, FormFrames, compute
+
+
+class Statistics:
+    def __init__(self, frames: FormFrames) -> None:
+        self._frames = frames
+
+    async def _load(
+        self,
+        actor: Actor,
+        project_id: int,
+        xml_form_id: str,
+        paths: list[str | None],
+        odata_filter: str | None,
+    ) -> FormFrame:
+        form = await self._frames.form(actor, project_id, xml_form_id)
+        wanted = [p for p in paths if p is not None and p not in META_COLUMNS]
+        return await self._frames.load(form, wanted, odata_filter)
+
+    async def crosstab(
+        self,
+        actor: Actor,
+        project_id: int,
+        xml_form_id: str,
+        row: str,
+        col: str,
+        test: TestChoice = "auto",
+        suppress_below: int | None = None,
+        odata_filter: str | None = None,
+    ) -> Crosstab:
+        data = await self._load(actor, project_id, xml_form_id, [row, col], odata_filter)
+        return await compute(lambda: crosstab(data.frame, data.fields, row, col, test, suppress_below))
+
+    async def compare(
+        self,
+        actor: Actor,
+        project_id: int,
+        xml_form_id: str,
+        value: str,
+        group: str,
+        method: Method = "auto",
+        confidence: float = 0.95,
+        odata_filter: str | None = None,
+    ) -> Comparison:
+        data = await self._load(actor, project_id, xml_form_id, [value, group], odata_filter)
+        return await compute(lambda: compare(data.frame, data.fields, value, group, method, confidence))
+
+    async def correlate(
+        self,
+        actor: Actor,
+        project_id: int,
+        xml_form_id: str,
+        paths: list[str],
+        method: CorrelationMethod = "pearson",
+        confidence: float = 0.95,
+        odata_filter: str | None = None,
+    ) -> list[Correlation]:
+        data = await self._load(actor, project_id, xml_form_id, list(paths), odata_filter)
+        return await compute(lambda: correlate(data.frame, data.fields, paths, method, confidence))
+
+    async def estimate(
+        self,
+        actor: Actor,
+        project_id: int,
+        xml_form_id: str,
+        path: str,
+        design: Design,
+        confidence: float = 0.95,
+        odata_filter: str | None = None,
+    ) -> EstimateResult:
+        wanted = [path, design.weights, design.strata, design.clusters]
+        data = await self._load(actor, project_id, xml_form_id, wanted, odata_filter)
+        return await compute(lambda: estimate(data.frame, data.fields, path, design, confidence))
+
+    async def timeseries(
+        self,
+        actor: Actor,
+        project_id: int,
+        xml_form_id: str,
+        interval: Interval = "day",
+        split_by: SplitBy = "none",
+        time_zone: str = "UTC",
+        odata_filter: str | None = None,
+    ) -> TimeSeries:
+        data = await self._load(actor, project_id, xml_form_id, [], odata_filter)
+        return await compute(lambda: timeseries(data.frame, interval, split_by, time_zone))
