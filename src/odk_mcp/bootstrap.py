@@ -170,7 +170,7 @@ def build_container(settings: Settings, database_url: str) -> Container:
     )
     webhooks = build_webhooks_service(db, policy, forms.catalogue, sealer, webhook_options(settings))
     # Each service's event consumers join this registry as services grow them (docs/events.md).
-    analytics = build_analytics_service(db, policy, aggregation.read_model, forms)
+    analytics = build_analytics_service(db, policy, aggregation, forms)
     consumers = ConsumerRegistry([*aggregation.consumers(), webhooks.consumer, *analytics.consumers()])
     return Container(
         settings=settings,

@@ -1,4 +1,4 @@
-"""The `odk-mcp` command: serve, worker, migrate, export, user management, event deliveries, reports, version."""
+"""The `odk-mcp` command: serve, worker, migrate, export, users, event deliveries, reports, version."""
 
 from __future__ import annotations
 

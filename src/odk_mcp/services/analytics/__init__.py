@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from odk_mcp.events import Consumer
 from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.db import Database
-from odk_mcp.services.aggregation import ReadModel
+from odk_mcp.services.aggregation import AggregationService
 from odk_mcp.services.analytics.consumer import CONSUMER_NAME, QualityConsumer
 from odk_mcp.services.analytics.domain.errors import AnalysisError
 from odk_mcp.services.analytics.domain.quality.findings import Area, Finding, QualityConfig, Severity
@@ -40,15 +40,16 @@ class AnalyticsService:
 
 
 def build_analytics_service(
-    db: Database, authorizer: Authorizer, read_model: ReadModel, forms: FormsService
+    db: Database, authorizer: Authorizer, aggregation: AggregationService, forms: FormsService
 ) -> AnalyticsService:
+    read_model = aggregation.read_model
     frames = FormFrames(read_model)
     quality = Quality(db, frames, forms, authorizer)
     return AnalyticsService(
         statistics=Statistics(frames),
         quality=quality,
         reports=Reports(frames, quality),
-        incremental=QualityConsumer(read_model, quality),
+        incremental=QualityConsumer(read_model, aggregation.projector, quality),
     )
 
 

@@ -1,10 +1,10 @@
 """The incremental quality consumer: checks each received or edited submission on its own.
 
-It reads the submission through the aggregation read model, so it waits for that read model
-to hold the submission's current version: until then it fails the attempt and the event
-worker retries it with backoff (the aggregation consumer normally catches up within
-milliseconds). An event for a version older than the read model's is done (the newer
-version's event does the work). Drafts are not checked. Findings of the rules it checks are
+It reads the submission through the aggregation read model. Consumers run in no fixed order,
+so it first asks the aggregation service's projector (its public, idempotent `apply`) to
+bring that submission's rows current in the same transaction, then reads them there. A
+deleted submission, or an event about a version older than the current one, needs no check
+(the newer version's event does the work). Drafts are not checked. Findings of the rules it checks are
 replaced for that submission in the delivery's transaction, so a retried or repeated delivery
 leaves the same findings.
 """
@@ -15,10 +15,12 @@ from sqlalchemy import literal_column
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from odk_mcp.events import Consumer, Event
+from odk_mcp.kernel import problems
 from odk_mcp.kernel.actor import SYSTEM
-from odk_mcp.services.aggregation import ReadModel
+from odk_mcp.kernel.problems import Problem
+from odk_mcp.services.aggregation import Projector, ReadModel
 from odk_mcp.services.analytics.adapters import store
-from odk_mcp.services.analytics.adapters.frames import load_frame
+from odk_mcp.services.analytics.adapters.frames import load_frame_on
 from odk_mcp.services.analytics.adapters.store import FormRef
 from odk_mcp.services.analytics.domain.fields import VERSION_ID, FieldIndex
 from odk_mcp.services.analytics.domain.quality.incremental import Baseline, check_submissions
@@ -28,13 +30,10 @@ CONSUMER_NAME = "analytics.quality"
 EVENTS = frozenset({"submission.received", "submission.edited"})
 
 
-class ReadModelBehind(RuntimeError):
-    """The read model does not hold the event's version of the submission yet (retry)."""
-
-
 class QualityConsumer:
-    def __init__(self, read_model: ReadModel, quality: Quality) -> None:
+    def __init__(self, read_model: ReadModel, projector: Projector, quality: Quality) -> None:
         self._read = read_model
+        self._projector = projector
         self._quality = quality
 
     def consumer(self) -> Consumer:
@@ -45,22 +44,22 @@ class QualityConsumer:
         submission_id, version_id = payload.get("submissionId"), payload.get("versionId")
         if payload.get("draft") or not isinstance(submission_id, int) or not isinstance(version_id, int):
             return
-        form = await self._read.form(
-            SYSTEM, int(payload["projectId"]), str(payload["xmlFormId"]), draft=False
-        )
+        try:
+            form = await self._read.form(SYSTEM, int(payload["projectId"]), str(payload["xmlFormId"]), False)
+        except Problem as problem:
+            if problem.kind is problems.NOT_FOUND:
+                return  # the form was deleted since: nothing to check
+            raise
         fields = FieldIndex.of(form.all_fields)
         conditions = [
             *self._read.submission_conditions(form),
             literal_column("submission_id") == submission_id,
         ]
         wanted = [f for f in fields.fields if f.type not in ("structure", "repeat") and not f.binary]
-        frame = await load_frame(self._read.db, conditions, wanted)
-        if frame.height == 0 or frame[VERSION_ID][0] < version_id:
-            raise ReadModelBehind(
-                f"submission {submission_id} version {version_id} is not in the read model yet"
-            )
-        if frame[VERSION_ID][0] > version_id:
-            return
+        await self._projector.apply(conn, submission_id, event.id)
+        frame = await load_frame_on(conn, conditions, wanted)
+        if frame.height == 0 or frame[VERSION_ID][0] != version_id:
+            return  # deleted, or since edited again
         config = await self._quality.config_for(SYSTEM, form)
         stored = await store.baseline_of(conn, form.form_id)
         baseline = Baseline.from_json(stored) if stored is not None else None

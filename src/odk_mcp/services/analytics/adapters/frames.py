@@ -21,6 +21,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from sqlalchemy import literal_column, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from odk_mcp.kernel.db import Database
@@ -65,6 +66,14 @@ async def load_frame(
     db: Database, conditions: Sequence[ColumnElement[bool]], fields: Sequence[Field]
 ) -> pl.DataFrame:
     """The form's selected rows (oldest first): metadata columns plus one column per field."""
+    async with db.read() as conn:
+        return await load_frame_on(conn, conditions, fields)
+
+
+async def load_frame_on(
+    conn: AsyncConnection, conditions: Sequence[ColumnElement[bool]], fields: Sequence[Field]
+) -> pl.DataFrame:
+    """`load_frame` on a given connection (inside its transaction, e.g. an event delivery's)."""
     names = [name for name, _, _ in _META] + [f.path for f in fields]
     sqls = [sql for _, sql, _ in _META] + [field_column(f)[0] for f in fields]
     types = [kind for _, _, kind in _META] + [field_column(f)[1] for f in fields]
@@ -75,14 +84,13 @@ async def load_frame(
         .order_by(literal_column("created_at"), literal_column("submission_id"))
     )
     buffer = io.BytesIO()
-    async with db.read() as conn:
-        sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
-        async with driver.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
-            async for chunk in copy:
-                buffer.write(chunk)
+    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    async with driver.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
+        async for chunk in copy:
+            buffer.write(chunk)
     if buffer.tell() == 0:
         return pl.DataFrame(schema=_polars_schema(names, types))
     buffer.seek(0)
