@@ -246,6 +246,13 @@ class Authenticator:
         async with self._db.transaction() as conn:
             await store.upgrade_password_hash(conn, actor_id, stored, new)
 
+    async def actor(self, actor_id: int, via: AuthMethod = AuthMethod.KEY) -> Actor | None:
+        """A live actor with its current grants, by id (for credentials that name an actor, such as
+        signed download links, so that rights are those of the moment the link is used)."""
+        async with self._db.read() as conn:
+            row = await store.actor_with_grants(conn, actor_id)
+        return actor_from_row(row, via) if row is not None else None
+
     async def verify_password(self, email: str, password: str, client_ip: str | None) -> Actor:
         """Check an email and password (login or Basic); throttled; constant-time on unknown emails."""
         with self.throttle.attempt(email, client_ip):
