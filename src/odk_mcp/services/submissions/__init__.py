@@ -9,6 +9,15 @@ from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.forms import FormLookup
 from odk_mcp.services.submissions.media import AttachmentBlob, current_attachments
+from odk_mcp.services.submissions.queries import (
+    META_FIELDS,
+    OPERATORS,
+    Condition,
+    Keyset,
+    QueryPage,
+    QueryRow,
+    SubmissionQueries,
+)
 from odk_mcp.services.submissions.receiving import IncomingFile, Receiver, ReceiveSubmission
 from odk_mcp.services.submissions.records import ListFilter, Records
 from odk_mcp.services.submissions.snapshots import (
@@ -28,6 +37,7 @@ class SubmissionsService:
     receiver: Receiver
     writer: GroupWriter | None
     records: Records
+    queries: SubmissionQueries
     max_xml_bytes: int
     max_submission_bytes: int
 
@@ -49,6 +59,7 @@ def build_submissions_service(
         receiver=Receiver(db, authorizer, lookup, blobs, max_xml_bytes, writer),
         writer=writer,
         records=Records(db, authorizer, lookup, blobs),
+        queries=SubmissionQueries(db, authorizer, lookup),
         max_xml_bytes=max_xml_bytes,
         max_submission_bytes=max_submission_bytes,
     )
@@ -58,10 +69,17 @@ __all__ = [
     "SUBMISSION_EVENTS",
     "AttachmentBlob",
     "GroupWriter",
+    "META_FIELDS",
+    "OPERATORS",
+    "Condition",
     "IncomingFile",
+    "Keyset",
     "ListFilter",
+    "QueryPage",
+    "QueryRow",
     "Receipt",
     "ReceiveSubmission",
+    "SubmissionQueries",
     "SubmissionSnapshot",
     "SubmissionView",
     "SubmissionsService",
