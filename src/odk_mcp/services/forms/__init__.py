@@ -14,7 +14,9 @@ from odk_mcp.services.forms.drafts import Drafts
 from odk_mcp.services.forms.lookup import FormLookup, FormTarget, FormVersions, TargetMiss
 from odk_mcp.services.forms.openrosa import Discovery
 from odk_mcp.services.forms.projects import FormCatalogue, Projects, ProjectView
-from odk_mcp.services.forms.uploads import FormUploads
+from odk_mcp.services.forms.sensitivity import FormSensitivity, SensitivityView
+from odk_mcp.services.forms.uploads import FormUploads, UploadOptions
+from odk_mcp.services.forms.views import ConversionView, FormView
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class FormsService:
     uploads: FormUploads
     discovery: Discovery
     lookup: FormLookup
+    sensitivity: FormSensitivity
     converter: Converter
     max_attachment_bytes: int
     public_url: str
@@ -85,6 +88,7 @@ def build_forms_service(
         uploads=uploads,
         discovery=Discovery(db, authorizer),
         lookup=lookup,
+        sensitivity=FormSensitivity(db, authorizer, catalog),
         converter=converter,
         max_attachment_bytes=limits.max_attachment_bytes,
         public_url=public_url,
@@ -93,15 +97,19 @@ def build_forms_service(
 
 __all__ = [
     "Choice",
+    "ConversionView",
     "Field",
     "FormCatalogue",
     "FormLimits",
     "FormLookup",
     "FormSchema",
     "FormTarget",
+    "FormView",
     "FormVersions",
     "FormsService",
     "ProjectView",
+    "SensitivityView",
     "TargetMiss",
+    "UploadOptions",
     "build_forms_service",
 ]

@@ -95,3 +95,13 @@ conversions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+field_sensitivity = Table(
+    "field_sensitivity",
+    metadata,
+    Column("form_id", Integer, ForeignKey(forms.c.id), primary_key=True),
+    Column("path", Text, primary_key=True),
+    Column("sensitive", Boolean, nullable=False),
+    Column("updated_by", Integer),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

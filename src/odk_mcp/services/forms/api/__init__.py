@@ -2,11 +2,11 @@
 
 from fastapi import APIRouter
 
-from odk_mcp.services.forms.api import drafts, forms, openrosa, projects
+from odk_mcp.services.forms.api import drafts, forms, openrosa, projects, sensitivity
 
 
 def router() -> APIRouter:
     api = APIRouter()
-    for module in (projects, openrosa, forms, drafts):
+    for module in (projects, openrosa, forms, drafts, sensitivity):
         api.include_router(module.router)
     return api
