@@ -127,6 +127,20 @@ def serve(
 
 
 @app.command()
+def mcp(
+    data_dir: DataDir = None,
+    stdio: Annotated[bool, typer.Option("--stdio", help="Serve MCP over stdin/stdout.")] = False,
+) -> None:
+    """Serve the MCP server over stdio (credentials: ODK_MCP_MCP_TOKEN). Over HTTP, `serve`
+    already answers at /mcp."""
+    if not stdio:
+        _fail("choose a transport: --stdio (HTTP clients use /mcp of `odk-mcp serve`)", code=2)
+    from odk_mcp.mcp.stdio import run_stdio
+
+    _run(_settings(data_dir), run_stdio)
+
+
+@app.command()
 def worker(data_dir: DataDir = None) -> None:
     """Run only the event worker and the webhook sender, until SIGTERM/SIGINT (scaled
     deployments; see docs/events.md and docs/webhooks.md)."""

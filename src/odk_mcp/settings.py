@@ -180,6 +180,27 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(
         default=1.0, gt=0, description="How often an idle worker looks for due deliveries without a NOTIFY."
     )
+    mcp_token: SecretStr | None = Field(
+        default=None,
+        description="The API token `odk-mcp mcp --stdio` acts with (see POST /v1/users/current/tokens).",
+    )
+    mcp_allowed_hosts: str = Field(
+        default="127.0.0.1:*,localhost:*,[::1]:*",
+        description="Comma-separated Host header values /mcp accepts (DNS-rebinding protection; host:* for"
+        " any port); the host of public_url is always allowed; '*' turns the check off.",
+    )
+    mcp_rate_limit: str = Field(
+        default="120/minute", description="MCP tool calls allowed per user (limits syntax)."
+    )
+    mcp_call_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="An MCP tool call is stopped after this long."
+    )
+    mcp_max_result_bytes: int = Field(
+        default=200_000, ge=10_000, description="Largest MCP result (rows beyond are left for the next page)."
+    )
+    mcp_media_link_seconds: int = Field(
+        default=300, ge=10, le=86_400, description="Lifetime of the media download links MCP tools hand out."
+    )
 
     export_sav_max_rows: int = Field(
         default=250_000,

@@ -24,6 +24,8 @@ from odk_mcp.gateway.middleware import (
     RateLimitMiddleware,
 )
 from odk_mcp.kernel.actor import Actor
+from odk_mcp.mcp.http import McpHttp
+from odk_mcp.mcp.http import mount as mount_mcp
 from odk_mcp.services.aggregation.api import router as aggregation_router
 from odk_mcp.services.aggregation.exports.api import router as exports_router
 from odk_mcp.services.analytics.api import router as analytics_router
@@ -56,6 +58,7 @@ def _attach(app: FastAPI, container: Container) -> None:
         return await container.users.authenticator.authenticate(creds, client_ip)
 
     app.state.resolve_actor = resolve_actor
+    app.state.mcp = McpHttp(container)
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
@@ -65,12 +68,14 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if container is not None:
-            yield
+            async with app.state.mcp.running():
+                yield
             return
         async with open_container(settings) as opened:
             _attach(app, opened)
             await opened.start()
-            yield
+            async with app.state.mcp.running():
+                yield
 
     app = FastAPI(
         title="odk-mcp",
@@ -101,6 +106,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     # The OpenRosa submission POST, as plain Starlette routes matched first (the hot path:
     # see services/submissions/api/openrosa.py).
     app.router.routes[0:0] = submission_hot_routes()
+    mount_mcp(app)
 
     # Added innermost first: the request passes key-path → observability → rate → body limit.
     app.add_middleware(
