@@ -66,12 +66,12 @@ def build_submissions_service(
 
 
 __all__ = [
-    "SUBMISSION_EVENTS",
-    "AttachmentBlob",
-    "GroupWriter",
     "META_FIELDS",
     "OPERATORS",
+    "SUBMISSION_EVENTS",
+    "AttachmentBlob",
     "Condition",
+    "GroupWriter",
     "IncomingFile",
     "Keyset",
     "ListFilter",
