@@ -79,6 +79,7 @@ async def test_without_a_token_the_answer_is_401_with_discovery_information(serv
             f"{served}/mcp", json=call("tools/list", {}), headers={**HEADERS, "Authorization": "Bearer nope"}
         )
     assert metadata["resource"] == f"{served}/mcp"
+    assert metadata["authorization_servers"] == [served + "/"]
     assert metadata["scopes_supported"] == ["read", "submissions", "pii", "review", "forms.write"]
     assert bad.status_code == 401
 
@@ -189,3 +190,13 @@ async def test_media_comes_as_a_short_lived_link_that_checks_rights_again(
         tampered = await http.get(url[:-4] + "AAAA")
     assert fetched.status_code == 200 and fetched.content == photo
     assert tampered.status_code == 404
+
+
+async def test_get_and_delete_are_refused_by_the_stateless_endpoint(
+    served: str, admin: Person, token_for: TokenFor
+) -> None:
+    auth = {"Authorization": f"Bearer {await token_for(admin, 'read')}"}
+    async with httpx.AsyncClient() as http:
+        stream = await http.get(f"{served}/mcp", headers={**auth, "Accept": "text/event-stream"})
+        end = await http.delete(f"{served}/mcp", headers=auth)
+    assert stream.status_code == 405 and end.status_code == 405

@@ -96,6 +96,9 @@ RATE_LIMITED = _define(429.2, "rateLimited", "Too many requests. Please slow dow
 INTERNAL = _define(500.1, "internal", "An unknown internal problem has occurred. Please try again later.")
 NOT_IMPLEMENTED = _define(501.1, "notImplemented", "The requested feature is not supported by this server.")
 UNAVAILABLE = _define(503.1, "unavailable", "The server is not ready: its database cannot be reached.")
+CALL_TIMED_OUT = _define(
+    503.2, "callTimedOut", "The call took longer than the server allows and was stopped."
+)
 
 # Forms service.
 XLSFORM_NOT_VALID = _define(

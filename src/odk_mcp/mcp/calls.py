@@ -23,6 +23,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
 from odk_mcp.events import record_audit
+from odk_mcp.kernel import problems
 from odk_mcp.kernel.db import Database
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.mcp.auth import Callers
@@ -117,15 +118,8 @@ class CallGuard:
             return result
         except TimeoutError:
             outcome = "timeout"
-            raise ToolError(
-                json.dumps(
-                    {
-                        "code": 503.2,
-                        "message": f"The call took longer than {self.timeout_seconds:g} s and was stopped;"
-                        " narrow it (filters, fewer fields).",
-                    }
-                )
-            ) from None
+            message = f"The call took longer than {self.timeout_seconds:g} s and was stopped; narrow it."
+            raise problem_error(Problem(problems.CALL_TIMED_OUT, message)) from None
         except Problem as problem:
             outcome = str(problem.code)
             raise problem_error(problem) from None

@@ -63,8 +63,13 @@ class ScopeGate:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if scope["method"] != "POST":
+            # Stateless: no server-initiated stream to open (GET) and no session to end (DELETE);
+            # the transport specification allows 405 for both.
+            await _json(send, 405, {"error": "method_not_allowed", "allow": "POST"}, allow="POST")
             return
         chunks: list[bytes] = []
         size = 0
@@ -115,11 +120,15 @@ class ScopeGate:
         await self.app(scope, replay, send)
 
 
-async def _json(send: Send, status: int, body: dict[str, Any], challenge: str | None = None) -> None:
+async def _json(
+    send: Send, status: int, body: dict[str, Any], challenge: str | None = None, allow: str | None = None
+) -> None:
     payload = json.dumps(body).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     if challenge:
         headers.append((b"www-authenticate", challenge.encode()))
+    if allow:
+        headers.append((b"allow", allow.encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
@@ -198,5 +207,5 @@ def mount(app: Any) -> None:
     endpoint = _Deferred(lambda mcp: mcp.endpoint)
     metadata = _Deferred(lambda mcp: mcp.metadata_routes[0].app)
     app.router.routes.append(Route(PATH, endpoint=endpoint, methods=["GET", "POST", "DELETE"]))
-    app.router.routes.append(Route(well_known, endpoint=metadata, methods=["GET", "OPTIONS"]))
+    app.router.routes.append(Route(well_known, endpoint=metadata, methods=["GET"]))
     app.add_route(MEDIA_ROUTE, media, methods=["GET"])
