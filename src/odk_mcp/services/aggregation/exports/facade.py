@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -20,6 +21,7 @@ from odk_mcp.kernel import problems
 from odk_mcp.kernel.actor import Actor
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.services.aggregation.exports import render
+from odk_mcp.services.aggregation.exports.copy_csv import CopyCsv
 from odk_mcp.services.aggregation.exports.domain.layout import (
     Table,
     build_tables,
@@ -48,6 +50,7 @@ class PreparedExport:
     options: ExportOptions
     tables: tuple[Table, ...]
     source: ReadModelSource
+    copy: CopyCsv
     labeller: Labeller | None
     geometry: Field | None
 
@@ -133,18 +136,31 @@ class Exports:
                     {"format": "sav", "max": self._limits.sav_max_rows, "submissions": count},
                 )
         labeller = Labeller(options.lang) if options.labels or fmt is ExportFormat.SAV else None
-        return PreparedExport(form, fmt, options, tuple(tables), source, labeller, geometry)
+        copy = CopyCsv(self._read_model.db, conditions, self._names)
+        return PreparedExport(form, fmt, options, tuple(tables), source, copy, labeller, geometry)
 
     def stream(self, export: PreparedExport, progress: render.Progress | None = None) -> AsyncIterable[bytes]:
         """The bytes of a streamed format (csv, csv.zip, geojson)."""
         report = progress or _ignore
         labeller = export.labeller if export.options.labels else None
+        media = None
+        if export.format is ExportFormat.CSV_ZIP and export.options.attachments:
+            media = export.source.media(self._attachments)
+        if labeller is None and export.format is not ExportFormat.GEOJSON:
+            # The fast path: PostgreSQL writes the CSV (see copy_csv.py).
+            if export.format is ExportFormat.CSV:
+                root = export.tables[0]
+                return export.copy.chunks(root, root.headers, report)
+            members = [
+                (t.file_name, partial(export.copy.chunks, t, t.headers, report if t.is_root else None))
+                for t in export.tables
+            ]
+            return render.zip_of(members, media, self._blobs)
         if export.format is ExportFormat.CSV:
             return render.csv_chunks(export.tables[0], export.source, report, labeller)
         if export.format is ExportFormat.GEOJSON:
             return render.geojson_chunks(export.tables[0], export.source, export.geometry, report, labeller)
         if export.format is ExportFormat.CSV_ZIP:
-            media = export.source.media(self._attachments) if export.options.attachments else None
             return render.csv_zip(export.tables, export.source, media, self._blobs, report, labeller)
         raise ValueError(f"{export.format} is not a streamed format")
 

@@ -75,18 +75,22 @@ class ReadModelSource:
         self._batch_size = batch_size
         self._known_names: dict[int, str] = {}
 
-    async def _page(self, columns: Sequence[Any], position: tuple[Any, Any] | None) -> list[RowMapping]:
-        stmt: Select[Any] = select(*columns).where(*self._conditions)
+    async def _page(
+        self, columns: Sequence[Any], position: tuple[Any, Any] | None, extra: Sequence[Any] = ()
+    ) -> list[RowMapping]:
+        stmt: Select[Any] = select(*columns).where(*self._conditions, *extra)
         if position is not None:
             stmt = stmt.where(tuple_(rows.c.created_at, rows.c.submission_id) < tuple_(*position))
         stmt = stmt.order_by(rows.c.created_at.desc(), rows.c.submission_id.desc()).limit(self._batch_size)
         async with self._db.read() as conn:
             return list((await conn.execute(stmt)).mappings().all())
 
-    async def _pages(self, columns: Sequence[Any]) -> AsyncIterator[list[RowMapping]]:
+    async def _pages(
+        self, columns: Sequence[Any], extra: Sequence[Any] = ()
+    ) -> AsyncIterator[list[RowMapping]]:
         position: tuple[Any, Any] | None = None
         while True:
-            page = await self._page(columns, position)
+            page = await self._page(columns, position, extra)
             if not page:
                 return
             yield page
@@ -94,9 +98,10 @@ class ReadModelSource:
                 return
             position = (page[-1]["created_at"], page[-1]["submission_id"])
 
-    async def submission_ids(self) -> AsyncIterator[list[int]]:
+    async def submission_ids(self, with_attachments: bool = False) -> AsyncIterator[list[int]]:
         """The selected submissions' ids, in export order, a batch at a time."""
-        async for page in self._pages((rows.c.submission_id, rows.c.created_at)):
+        extra = [rows.c.attachments_present > 0] if with_attachments else []
+        async for page in self._pages((rows.c.submission_id, rows.c.created_at), extra):
             yield [r["submission_id"] for r in page]
 
     async def _submitter_names(self, page: Sequence[RowMapping]) -> dict[int, str]:
@@ -133,8 +138,9 @@ class ReadModelSource:
         ]
 
     async def media(self, lookup: AttachmentLookup) -> AsyncIterator[MediaFile]:
-        """The attachments present on the selected submissions, in export order."""
-        async for ids in self.submission_ids():
+        """The attachments present on the selected submissions, in export order. Only
+        submissions the read model counts attachments for are looked up."""
+        async for ids in self.submission_ids(with_attachments=True):
             async with self._db.read() as conn:
                 found = await lookup(conn, ids)
             order = {sid: i for i, sid in enumerate(ids)}

@@ -3,7 +3,9 @@
 Rows come from a `RowSource` (the read model in production, plain lists in tests) one batch
 at a time; each format either yields bytes as it goes (CSV, zip, GeoJSON) or writes a file in a
 worker thread batch by batch (XLSX, Parquet, SPSS), so no format holds a whole export in
-memory except `.sav`, whose library needs the whole table (capped by `sav_max_rows`).
+memory except `.sav`, whose library needs the whole table (capped by `sav_max_rows`). The
+Arrow, Polars, ReadStat and xlsxwriter writers are imported on first use: they weigh ~200 MB
+and a second of start-up, which CSV exports (and servers that never export) should not pay.
 `progress(rows)` is called after every batch, for export jobs.
 """
 
@@ -35,9 +37,6 @@ from odk_mcp.services.aggregation.exports.writers.archive import (
 )
 from odk_mcp.services.aggregation.exports.writers.csv_text import CsvEncoder
 from odk_mcp.services.aggregation.exports.writers.geojson import HEAD, TAIL, GeoJsonEncoder
-from odk_mcp.services.aggregation.exports.writers.parquet import ParquetWriter
-from odk_mcp.services.aggregation.exports.writers.spss import SavWriter
-from odk_mcp.services.aggregation.exports.writers.xlsx import XlsxWriter
 from odk_mcp.services.forms import Field
 
 Progress = Callable[[int], Awaitable[None]]
@@ -80,6 +79,28 @@ def _labelled_text(table: Table, row: Row, labeller: Labeller) -> list[str | int
     return [t if not isinstance(c, str) or c == t else c for c, t in zip(cells, text, strict=True)]
 
 
+ChunkSource = Callable[[], AsyncIterable[bytes]]
+
+
+def zip_of(
+    members: Sequence[tuple[str, ChunkSource]],
+    media: AsyncIterable[MediaFile] | None = None,
+    blobs: BlobStore | None = None,
+) -> AsyncIterable[bytes]:
+    """A zip of the named byte streams (each opened only when its turn comes), then the media
+    files (when given, from `blobs`)."""
+    now = datetime.now(UTC)
+
+    async def entries() -> AsyncIterator[tuple[object, ...]]:
+        for name, open_chunks in members:
+            yield csv_member(name, open_chunks(), now)
+        if media is not None and blobs is not None:
+            async for item in media:
+                yield media_member(item, blobs, now)
+
+    return zip_stream(entries())  # type: ignore[arg-type]
+
+
 def csv_zip(
     tables: Sequence[Table],
     source: RowSource,
@@ -88,19 +109,14 @@ def csv_zip(
     progress: Progress = _no_progress,
     labeller: Labeller | None = None,
 ) -> AsyncIterable[bytes]:
-    """The `.csv.zip`: every table's CSV, then the media files (when given, from `blobs`)."""
-    now = datetime.now(UTC)
+    """The `.csv.zip` rendered in Python: every table's CSV, then the media files."""
 
-    async def members() -> AsyncIterator[tuple[object, ...]]:
-        for table in tables:
-            # Only the root table's rows count as progress (one row per submission).
-            counted = progress if table.is_root else _no_progress
-            yield csv_member(table.file_name, csv_chunks(table, source, counted, labeller), now)
-        if media is not None and blobs is not None:
-            async for item in media:
-                yield media_member(item, blobs, now)
+    def member(table: Table) -> tuple[str, ChunkSource]:
+        # Only the root table's rows count as progress (one row per submission).
+        counted = progress if table.is_root else _no_progress
+        return table.file_name, lambda: csv_chunks(table, source, counted, labeller)
 
-    return zip_stream(members())  # type: ignore[arg-type]
+    return zip_of([member(t) for t in tables], media, blobs)
 
 
 async def geojson_chunks(
@@ -130,6 +146,8 @@ async def write_xlsx(
     progress: Progress = _no_progress,
     labeller: Labeller | None = None,
 ) -> None:
+    from odk_mcp.services.aggregation.exports.writers.xlsx import XlsxWriter
+
     writer = XlsxWriter(path, tmpdir=path.parent)
     try:
         for table in tables:
@@ -150,6 +168,8 @@ async def write_parquet(
     progress: Progress = _no_progress,
     labeller: Labeller | None = None,
 ) -> None:
+    from odk_mcp.services.aggregation.exports.writers.parquet import ParquetWriter
+
     writer = ParquetWriter(path, table, headers(table, labeller))
     try:
         async for batch in source.batches(table):
@@ -169,6 +189,8 @@ async def write_sav(
     progress: Progress = _no_progress,
     file_label: str = "",
 ) -> None:
+    from odk_mcp.services.aggregation.exports.writers.spss import SavWriter
+
     writer = SavWriter(path, table, labeller, file_label)
     count = 0
     async for batch in source.batches(table):
