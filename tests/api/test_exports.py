@@ -362,3 +362,44 @@ async def test_postgresql_csv_equals_the_python_rendering(
         slow = b"".join([c async for c in render.csv_chunks(table, prepared.source)])
         assert fast == slow, table.file_name
         assert len(_rows(fast.decode())) > 1
+
+
+async def test_deleted_fields_brings_back_fields_of_older_versions(
+    client: httpx.AsyncClient, container: Container, admin: Person
+) -> None:
+    pid = await setup_form(client, container, admin)
+    v2 = (
+        XFORM.replace(b'version="v1"', b'version="v2"')
+        .replace(b"<weight/>", b"")
+        .replace(b'<bind nodeset="/data/weight" type="decimal"/>', b"")
+        .replace(b'<input ref="/data/weight"><label>Weight (kg)</label></input>', b"")
+    )
+    draft = await client.post(
+        f"/v1/projects/{pid}/forms/household_survey/draft", content=v2, headers={**admin.auth, **XML}
+    )
+    assert draft.status_code == 200, draft.text
+    published = await client.post(
+        f"/v1/projects/{pid}/forms/household_survey/draft/publish", headers=admin.auth
+    )
+    assert published.status_code == 200, published.text
+    await _catch_up(container)
+    url = f"/v1/projects/{pid}/forms/household_survey/submissions.csv"
+    current = _rows((await client.get(url, headers=admin.auth)).text)
+    assert "weight" not in current[0]
+    merged = _rows((await client.get(url, params={"deletedFields": "true"}, headers=admin.auth)).text)
+    assert "weight" in merged[0]
+    at = merged[0].index("weight")
+    assert [r[at] for r in merged[1:]] == ["", "61.5"]
+
+
+async def test_huge_option_bodies_are_413(
+    client: httpx.AsyncClient, container: Container, admin: Person
+) -> None:
+    pid = await setup_form(client, container, admin)
+    url = f"/v1/projects/{pid}/forms/household_survey/submissions.csv"
+    response = await client.post(url, json={"$filter": "x" * 200_000}, headers=admin.auth)
+    assert response.status_code == 413 and response.json()["code"] == 413.1
+    wrong = await client.post(
+        url, content=b"<xml/>", headers={**admin.auth, "Content-Type": "application/xml"}
+    )
+    assert wrong.status_code == 415

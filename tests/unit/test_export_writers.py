@@ -319,3 +319,11 @@ def test_options_parse_like_central_and_refuse_nonsense() -> None:
     assert ExportFormat.parse(".sav") is ExportFormat.SAV
     with pytest.raises(Problem):
         ExportFormat.parse("exe")
+
+
+def test_media_names_cannot_leave_the_media_folder() -> None:
+    from odk_mcp.services.aggregation.exports.writers.archive import media_member_name
+
+    assert media_member_name("../../etc/passwd") == "media/....etcpasswd"
+    assert media_member_name("a\\b:c.jpg") == "media/abc.jpg"
+    assert media_member_name("..") == "media/_"
