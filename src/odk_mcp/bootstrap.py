@@ -162,6 +162,7 @@ def build_container(settings: Settings, database_url: str) -> Container:
             data_dir=settings.data_dir,
             sav_max_rows=settings.export_sav_max_rows,
             batch_size=settings.export_batch_size,
+            max_streams=settings.export_max_streams,
             job_ttl=timedelta(hours=settings.export_job_ttl_hours),
             job_stale_after=timedelta(seconds=settings.export_job_stale_seconds),
             job_max_attempts=settings.export_job_max_attempts,

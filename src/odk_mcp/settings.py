@@ -211,6 +211,12 @@ class Settings(BaseSettings):
     export_batch_size: int = Field(
         default=2000, ge=10, le=100_000, description="Submissions read from the read model per export batch."
     )
+    export_max_streams: int = Field(
+        default=4,
+        ge=1,
+        le=100,
+        description="CSV exports streaming from a database connection at once, per process (others wait).",
+    )
     export_job_ttl_hours: float = Field(
         default=24.0, gt=0, description="How long a finished export job's file is kept for download."
     )

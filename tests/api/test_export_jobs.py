@@ -133,3 +133,14 @@ async def test_job_permissions_and_unknown_handles(
     assert denied.status_code == 403
     for handle in ("A" * 64, "..%2F..%2Fetc%2Fpasswd", "x"):
         assert (await client.get(f"/v1/exports/{handle}", headers=admin.auth)).status_code == 404
+
+
+async def test_exports_are_audited(client: httpx.AsyncClient, container: Container, admin: Person) -> None:
+    pid = await setup_form(client, container, admin)
+    await client.get(f"/v1/projects/{pid}/forms/household_survey/submissions.csv", headers=admin.auth)
+    await _start(client, admin, pid, {"format": "xlsx", "options": {"groupPaths": False}})
+    audits = await client.get("/v1/audits", params={"action": "form.submission.export"}, headers=admin.auth)
+    assert audits.status_code == 200, audits.text
+    details = [a["details"] for a in audits.json()]
+    assert {d["format"] for d in details} == {"csv", "xlsx"}
+    assert any("job" in d and d["options"]["groupPaths"] is False for d in details)

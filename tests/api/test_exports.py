@@ -5,6 +5,7 @@ bad options and hostile input."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -403,3 +404,24 @@ async def test_huge_option_bodies_are_413(
         url, content=b"<xml/>", headers={**admin.auth, "Content-Type": "application/xml"}
     )
     assert wrong.status_code == 415
+
+
+async def test_database_streams_are_limited_so_slow_downloads_cannot_take_the_pool(
+    client: httpx.AsyncClient, container: Container, admin: Person
+) -> None:
+    pid = await setup_form(client, container, admin)
+    exports = container.exports.exports
+    exports._streams = asyncio.Semaphore(1)
+    first = await exports.prepare(SYSTEM, pid, "household_survey", False, ExportFormat.CSV, parse_options({}))
+    second = await exports.prepare(
+        SYSTEM, pid, "household_survey", False, ExportFormat.CSV, parse_options({})
+    )
+    slow = aiter(exports.stream(first))
+    waiting = aiter(exports.stream(second))
+    assert (await anext(slow)).startswith(b"SubmissionDate")
+    await anext(slow)  # the first download is mid-COPY, holding its connection
+    assert (await anext(waiting)).startswith(b"SubmissionDate")
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(pending := asyncio.ensure_future(anext(waiting))), 0.5)
+    assert [c async for c in slow] == []  # the first one finishes and lets the second run
+    assert b"uuid:two" in await pending

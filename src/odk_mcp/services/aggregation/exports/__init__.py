@@ -23,6 +23,7 @@ class ExportSettings:
     data_dir: Path
     sav_max_rows: int
     batch_size: int
+    max_streams: int
     job_ttl: timedelta
     job_stale_after: timedelta
     job_max_attempts: int
@@ -38,7 +39,11 @@ def build_exports_service(
     settings: ExportSettings,
 ) -> ExportsService:
     exports = Exports(
-        read_model, names, attachments, blobs, ExportLimits(settings.sav_max_rows, settings.batch_size)
+        read_model,
+        names,
+        attachments,
+        blobs,
+        ExportLimits(settings.sav_max_rows, settings.batch_size, settings.max_streams),
     )
     jobs = ExportJobs(
         db,

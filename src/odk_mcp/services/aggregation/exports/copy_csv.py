@@ -12,6 +12,7 @@ milliseconds and `Z`. The Python path stays for labelled CSVs and the typed form
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -108,8 +109,17 @@ def table_select(table: Table, conditions: Sequence[ColumnElement[bool]], names:
 class CopyCsv:
     """Streams tables of one export as CSV straight from PostgreSQL."""
 
-    def __init__(self, db: Database, conditions: Sequence[ColumnElement[bool]], names: NameLookup) -> None:
+    def __init__(
+        self,
+        db: Database,
+        conditions: Sequence[ColumnElement[bool]],
+        names: NameLookup,
+        streams: asyncio.Semaphore,
+    ) -> None:
         self._db = db
+        # A COPY holds its connection for as long as the client takes to download: at most
+        # `streams` of them at once, so downloads never take the whole pool.
+        self._streams = streams
         self._conditions = list(conditions)
         self._names = names
         self._known: dict[int, str] | None = None
@@ -138,7 +148,7 @@ class CopyCsv:
         # psycopg binds COPY parameters itself; JSON values (the filter's `data @> {…}`
         # containment tests) need its JSONB wrapper, which SQLAlchemy's processors would add.
         params = {k: Jsonb(v) if isinstance(v, dict) else v for k, v in compiled.params.items()}
-        async with self._db.read() as conn:
+        async with self._streams, self._db.read() as conn:
             raw = await conn.get_raw_connection()
             driver: Any = raw.driver_connection
             async with driver.cursor() as cursor, cursor.copy(statement, params) as copy:

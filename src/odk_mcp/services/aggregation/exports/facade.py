@@ -9,6 +9,7 @@ every format in export jobs).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -41,6 +42,7 @@ STREAMED = frozenset({ExportFormat.CSV, ExportFormat.CSV_ZIP, ExportFormat.GEOJS
 class ExportLimits:
     sav_max_rows: int
     batch_size: int = 2000
+    max_streams: int = 4
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class Exports:
         self._attachments = attachments
         self._blobs = blobs
         self._limits = limits
+        self._streams = asyncio.Semaphore(limits.max_streams)
 
     async def prepare(
         self,
@@ -136,7 +139,7 @@ class Exports:
                     {"format": "sav", "max": self._limits.sav_max_rows, "submissions": count},
                 )
         labeller = Labeller(options.lang) if options.labels or fmt is ExportFormat.SAV else None
-        copy = CopyCsv(self._read_model.db, conditions, self._names)
+        copy = CopyCsv(self._read_model.db, conditions, self._names, self._streams)
         return PreparedExport(form, fmt, options, tuple(tables), source, copy, labeller, geometry)
 
     def stream(self, export: PreparedExport, progress: render.Progress | None = None) -> AsyncIterable[bytes]:

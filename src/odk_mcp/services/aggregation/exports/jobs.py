@@ -27,6 +27,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.engine import RowMapping
 
+from odk_mcp.events import record_audit
 from odk_mcp.kernel import problems
 from odk_mcp.kernel.actor import SYSTEM, Actor
 from odk_mcp.kernel.clock import iso
@@ -159,6 +160,16 @@ class ExportJobs:
                 .mappings()
                 .one()
             )
+            if not draft:  # audited like a direct export, in the job's transaction
+                await record_audit(
+                    conn,
+                    actor,
+                    "form.submission.export",
+                    "form",
+                    xml_form_id,
+                    project_id=project_id,
+                    details={"format": fmt.value, "options": options.to_json(), "job": str(job_id)},
+                )
         self._wake.set()
         return handle, JobView(row)
 
