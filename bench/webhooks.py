@@ -2,7 +2,7 @@
 
 Runs the real app in-process (httpx ASGI transport) on a fresh embedded PostgreSQL with the
 real background event worker and webhook sender running, as `odk-mcp serve` does, and real
-HTTP receivers on 127.0.0.1 (threaded `http.server`).
+HTTP receivers on 127.0.0.1 (threaded `http.server`, each in its own process).
 
 1. Sender rate: N deliveries queued (by N submissions) while the sender is stopped, then the
    time the sender takes to POST them all (signed) to a receiver and record the outcomes.
@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
+import socket
 import statistics
-import sys
 import tempfile
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import text
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' receiver
-
-from tests.webhook_receiver import Receiver
 
 from odk_mcp.bootstrap import Container, build_container
 from odk_mcp.gateway import create_app
@@ -40,6 +39,8 @@ from odk_mcp.infra.embedded_postgres import EmbeddedPostgres
 from odk_mcp.kernel.actor import SYSTEM
 from odk_mcp.settings import Settings
 
+# Not fork: the server process has an event loop, threads and open connections.
+SPAWN = multiprocessing.get_context("spawn")
 EMAIL, PASSWORD = "bench@example.org", "bench password 123"
 TIMEOUT = 5.0
 FORM = b"""<?xml version="1.0"?>
@@ -54,6 +55,66 @@ FORM = b"""<?xml version="1.0"?>
 </h:html>"""
 XML = {"Content-Type": "application/xml"}
 _count = 0
+
+
+def _serve(port: int, hang: float, started: Any, accepted: Any, ready: Any) -> None:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with started.get_lock():
+                started.value += 1
+            if hang:
+                time.sleep(hang)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            with accepted.get_lock():
+                accepted.value += 1
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        block_on_close = False
+
+    server = Server(("127.0.0.1", port), Handler)
+    ready.set()
+    server.serve_forever()
+
+
+class Receiver:
+    """A receiver in its own process, so that its work is not counted against the server's."""
+
+    def __init__(self, hang: float = 0.0) -> None:
+        self.hang = hang
+        self._started = SPAWN.Value("i", 0)
+        self._accepted = SPAWN.Value("i", 0)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+
+    @property
+    def started(self) -> int:
+        return int(self._started.value)
+
+    @property
+    def accepted(self) -> int:
+        return int(self._accepted.value)
+
+    def __enter__(self) -> Receiver:
+        self._ready = SPAWN.Event()  # kept: the child opens it after starting (spawn is slow)
+        args = (self.port, self.hang, self._started, self._accepted, self._ready)
+        self._process = SPAWN.Process(target=_serve, args=args, daemon=True)
+        self._process.start()
+        if not self._ready.wait(120):
+            raise RuntimeError("the receiver process did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._process.terminate()
+        self._process.join()
 
 
 def instance() -> bytes:
@@ -125,7 +186,7 @@ async def run(url: str, data_dir: Path, rounds: int, per_round: int, deliveries:
                 await asyncio.sleep(0.05)
             started = time.perf_counter()
             container.webhooks.sender.start()
-            while len(fast.accepted()) < deliveries:  # noqa: ASYNC110 - a counter of the receiver's thread
+            while fast.accepted < deliveries:  # noqa: ASYNC110 - a counter of the receiver's thread
                 await asyncio.sleep(0.005)
             took = time.perf_counter() - started
             await activate(rate_hook, False)
