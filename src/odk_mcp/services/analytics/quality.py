@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from odk_mcp.events import record_audit
 from odk_mcp.kernel import problems
@@ -17,9 +17,11 @@ from odk_mcp.services.aggregation import FormData
 from odk_mcp.services.analytics.adapters import store
 from odk_mcp.services.analytics.adapters.store import FormRef, StoredFinding
 from odk_mcp.services.analytics.domain.quality.findings import Area, QualityConfig
-from odk_mcp.services.analytics.domain.quality.scan import QualityScan, scan
 from odk_mcp.services.analytics.loading import FormFrames, compute
 from odk_mcp.services.forms import FormsService
+
+if TYPE_CHECKING:
+    from odk_mcp.services.analytics.domain.quality.scan import QualityScan
 
 MAX_COMMENT = 2000
 
@@ -77,6 +79,8 @@ class Quality:
         form = await self._frames.form(actor, project_id, xml_form_id)
         config = await self.config_for(actor, form)
         data = await self._frames.load(form)
+        from odk_mcp.services.analytics.domain.quality.scan import scan  # scikit-learn: on first use
+
         return form, await compute(lambda: scan(data.frame, data.fields, config))
 
     async def rescan(self, actor: Actor, project_id: int, xml_form_id: str) -> QualityScan:

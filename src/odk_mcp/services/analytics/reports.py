@@ -6,12 +6,8 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from odk_mcp.kernel.actor import Actor
-from odk_mcp.services.analytics.domain.quality.scan import scan
 from odk_mcp.services.analytics.loading import FormFrames, compute
 from odk_mcp.services.analytics.quality import Quality
-from odk_mcp.services.analytics.report.content import build
-from odk_mcp.services.analytics.report.html import render_html
-from odk_mcp.services.analytics.report.pdf import render_pdf
 
 
 class Reports:
@@ -26,6 +22,12 @@ class Reports:
         config = await self._quality.config_for(actor, form)
         data = await self._frames.load(form)
         title = form.schema.title if form.schema is not None else xml_form_id
+
+        # matplotlib and scikit-learn load on the first report, not with the server.
+        from odk_mcp.services.analytics.domain.quality.scan import scan
+        from odk_mcp.services.analytics.report.content import build
+        from odk_mcp.services.analytics.report.html import render_html
+        from odk_mcp.services.analytics.report.pdf import render_pdf
 
         def work() -> bytes:
             content = build(

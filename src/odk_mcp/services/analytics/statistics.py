@@ -3,14 +3,26 @@ the read facade, `$filter` applied), and runs the pure computation off the event
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Literal
+
 from odk_mcp.kernel.actor import Actor
-from odk_mcp.services.analytics.domain.compare import Comparison, Method, compare
-from odk_mcp.services.analytics.domain.correlate import Correlation, CorrelationMethod, correlate
-from odk_mcp.services.analytics.domain.crosstab import Crosstab, TestChoice, crosstab
-from odk_mcp.services.analytics.domain.estimate import Design, EstimateResult, estimate
 from odk_mcp.services.analytics.domain.fields import META_COLUMNS
-from odk_mcp.services.analytics.domain.timeseries import Interval, SplitBy, TimeSeries, timeseries
+from odk_mcp.services.analytics.domain.survey import Design
 from odk_mcp.services.analytics.loading import FormFrame, FormFrames, compute
+
+if TYPE_CHECKING:
+    from odk_mcp.services.analytics.domain.compare import Comparison
+    from odk_mcp.services.analytics.domain.correlate import Correlation
+    from odk_mcp.services.analytics.domain.crosstab import Crosstab
+    from odk_mcp.services.analytics.domain.estimate import EstimateResult
+    from odk_mcp.services.analytics.domain.timeseries import TimeSeries
+
+# SciPy and the statistics modules load on first use: the server's idle memory stays low.
+TestChoice = Literal["auto", "chi2", "fisher", "none"]
+Method = Literal["auto", "welch", "anova", "welch_anova", "kruskal"]
+CorrelationMethod = Literal["pearson", "spearman"]
+Interval = Literal["day", "week"]
+SplitBy = Literal["none", "enumerator", "form_version"]
 
 
 class Statistics:
@@ -41,6 +53,8 @@ class Statistics:
         odata_filter: str | None = None,
     ) -> Crosstab:
         data = await self._load(actor, project_id, xml_form_id, [row, col], odata_filter)
+        from odk_mcp.services.analytics.domain.crosstab import crosstab
+
         return await compute(lambda: crosstab(data.frame, data.fields, row, col, test, suppress_below))
 
     async def compare(
@@ -55,6 +69,8 @@ class Statistics:
         odata_filter: str | None = None,
     ) -> Comparison:
         data = await self._load(actor, project_id, xml_form_id, [value, group], odata_filter)
+        from odk_mcp.services.analytics.domain.compare import compare
+
         return await compute(lambda: compare(data.frame, data.fields, value, group, method, confidence))
 
     async def correlate(
@@ -68,6 +84,8 @@ class Statistics:
         odata_filter: str | None = None,
     ) -> list[Correlation]:
         data = await self._load(actor, project_id, xml_form_id, list(paths), odata_filter)
+        from odk_mcp.services.analytics.domain.correlate import correlate
+
         return await compute(lambda: correlate(data.frame, data.fields, paths, method, confidence))
 
     async def estimate(
@@ -82,6 +100,8 @@ class Statistics:
     ) -> EstimateResult:
         wanted = [path, design.weights, design.strata, design.clusters]
         data = await self._load(actor, project_id, xml_form_id, wanted, odata_filter)
+        from odk_mcp.services.analytics.domain.estimate import estimate
+
         return await compute(lambda: estimate(data.frame, data.fields, path, design, confidence))
 
     async def timeseries(
@@ -95,4 +115,6 @@ class Statistics:
         odata_filter: str | None = None,
     ) -> TimeSeries:
         data = await self._load(actor, project_id, xml_form_id, [], odata_filter)
+        from odk_mcp.services.analytics.domain.timeseries import timeseries
+
         return await compute(lambda: timeseries(data.frame, interval, split_by, time_zone))

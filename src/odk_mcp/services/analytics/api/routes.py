@@ -15,7 +15,7 @@ from odk_mcp.kernel import problems
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.kernel.web import CurrentActor, success
 from odk_mcp.services.analytics.api.render import to_json
-from odk_mcp.services.analytics.domain.estimate import Design
+from odk_mcp.services.analytics.domain.survey import Design
 
 if TYPE_CHECKING:
     from odk_mcp.services.analytics import AnalyticsService

@@ -23,19 +23,7 @@ from odk_mcp.services.analytics.domain.design import taylor_means
 from odk_mcp.services.analytics.domain.errors import AnalysisError
 from odk_mcp.services.analytics.domain.fields import META_COLUMNS, FieldIndex, Kind, category_order, kind_of
 from odk_mcp.services.analytics.domain.numeric import as_float, mean_ci
-
-
-@dataclass(frozen=True)
-class Design:
-    """Survey design variables (field paths, or submission metadata columns for clusters)."""
-
-    weights: str | None = None
-    strata: str | None = None
-    clusters: str | None = None
-
-    @property
-    def is_complex(self) -> bool:
-        return any((self.weights, self.strata, self.clusters))
+from odk_mcp.services.analytics.domain.survey import Design
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass
 
 import polars as pl
-from scipy import stats
 
 
 def as_float(path: str) -> pl.Expr:
@@ -28,6 +27,8 @@ def mean_ci(n: int, mean: float, sd: float | None, confidence: float) -> MeanEst
     """Mean with its Student t interval (undefined below two values)."""
     if n < 2 or sd is None or not math.isfinite(sd):
         return MeanEstimate(n, mean, None, None, None, None)
+    from scipy import stats  # on first use: quality checks need no SciPy
+
     se = sd / math.sqrt(n)
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se
     return MeanEstimate(n, mean, sd, se, mean - half, mean + half)
