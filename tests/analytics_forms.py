@@ -8,38 +8,10 @@ from typing import Any
 import httpx
 import polars as pl
 
-from odk_mcp.services.analytics.synthetic import survey_fields
+from odk_mcp.services.analytics.synthetic import FORM_ID, survey_fields, survey_xform
 from tests.conftest import Person
 
 XML = {"Content-Type": "application/xml"}
-FORM_ID = "survey"
-
-
-def survey_xform() -> bytes:
-    fields = survey_fields()
-    instance = "".join(f"<{f.name}/>" for f in fields)
-    binds = "".join(f'<bind nodeset="/data/{f.name}" type="{f.type}"/>' for f in fields)
-    body = []
-    for f in fields:
-        label = f"<label>{f.labels.get('default', f.name)}</label>"
-        if f.choices:
-            items = "".join(
-                f"<item><label>{c.value}</label><value>{c.value}</value></item>" for c in f.choices
-            )
-            body.append(f'<select1 ref="/data/{f.name}">{label}{items}</select1>')
-        else:
-            body.append(f'<input ref="/data/{f.name}">{label}</input>')
-    return f"""<?xml version="1.0"?>
-<h:html xmlns="http://www.w3.org/2002/xforms" xmlns:h="http://www.w3.org/1999/xhtml"
-        xmlns:jr="http://openrosa.org/javarosa">
-  <h:head><h:title>Household survey</h:title>
-    <model>
-      <instance><data id="{FORM_ID}" version="1">{instance}<meta><instanceID/></meta></data></instance>
-      {binds}<bind nodeset="/data/meta/instanceID" type="string" readonly="true()"/>
-    </model>
-  </h:head>
-  <h:body>{"".join(body)}</h:body>
-</h:html>""".encode()
 
 
 def submission_xml(row: dict[str, Any]) -> bytes:

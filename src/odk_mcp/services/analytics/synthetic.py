@@ -22,6 +22,7 @@ CROPS = ("maize", "rice", "cassava", "beans", "sorghum", "none")
 LIKERT = ("1", "2", "3", "4", "5")
 AREA_BOX = (30.0, -5.0, 35.0, 0.0)  # min_lon, min_lat, max_lon, max_lat
 FIRST_DAY = datetime(2026, 3, 2, tzinfo=UTC)
+FORM_ID = "survey"
 
 
 def _select(name: str, values: tuple[str, ...], list_name: str) -> Field:
@@ -224,3 +225,30 @@ def _copies(rng: np.random.Generator, frame: pl.DataFrame, truth: Truth) -> pl.D
     truth.duplicate = {int(i) for i in new_ids[:k]}
     truth.near_duplicate = {int(i) for i in new_ids[k:]}
     return pl.concat([frame, copies])
+
+
+def survey_xform() -> bytes:
+    fields = survey_fields()
+    instance = "".join(f"<{f.name}/>" for f in fields)
+    binds = "".join(f'<bind nodeset="/data/{f.name}" type="{f.type}"/>' for f in fields)
+    body = []
+    for f in fields:
+        label = f"<label>{f.labels.get('default', f.name)}</label>"
+        if f.choices:
+            items = "".join(
+                f"<item><label>{c.value}</label><value>{c.value}</value></item>" for c in f.choices
+            )
+            body.append(f'<select1 ref="/data/{f.name}">{label}{items}</select1>')
+        else:
+            body.append(f'<input ref="/data/{f.name}">{label}</input>')
+    return f"""<?xml version="1.0"?>
+<h:html xmlns="http://www.w3.org/2002/xforms" xmlns:h="http://www.w3.org/1999/xhtml"
+        xmlns:jr="http://openrosa.org/javarosa">
+  <h:head><h:title>Household survey</h:title>
+    <model>
+      <instance><data id="{FORM_ID}" version="1">{instance}<meta><instanceID/></meta></data></instance>
+      {binds}<bind nodeset="/data/meta/instanceID" type="string" readonly="true()"/>
+    </model>
+  </h:head>
+  <h:body>{"".join(body)}</h:body>
+</h:html>""".encode()

@@ -1,0 +1,225 @@
+"""Analytics over a million submissions: crosstab, weighted estimate, daily summary and the
+full quality scan through the real facades (permission check, form lookup, COPY out of the
+read model, Polars/SciPy), each beside a same-run baseline: the equivalent bare SQL
+aggregate over the same rows (what PostgreSQL alone takes to answer a simpler question) and,
+for the scan, the load alone plus a plain Polars group-by. Also the precision and recall of
+every planted quality rule on the synthetic survey.
+
+    python bench/analytics.py [--rows 1000000] [--rounds 3]
+
+Rows are the synthetic survey of `odk_mcp.services.analytics.synthetic` (28 columns, planted
+problems), published as a real form and written straight into `aggregation.rows` with COPY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import polars as pl
+from sqlalchemy import text
+
+from odk_mcp.bootstrap import Container, build_container
+from odk_mcp.gateway import create_app
+from odk_mcp.gateway.logs import configure_logging
+from odk_mcp.infra import migrations
+from odk_mcp.infra.embedded_postgres import EmbeddedPostgres
+from odk_mcp.kernel.actor import SYSTEM
+from odk_mcp.services.analytics.domain.fields import FieldIndex
+from odk_mcp.services.analytics.domain.quality.findings import Area, QualityConfig
+from odk_mcp.services.analytics.domain.quality.scan import scan
+from odk_mcp.services.analytics.domain.survey import Design
+from odk_mcp.services.analytics.loading import FormFrames
+from odk_mcp.services.analytics.synthetic import AREA_BOX, FORM_ID, survey, survey_fields, survey_xform
+from odk_mcp.settings import Settings
+
+EMAIL, PASSWORD = "bench@example.org", "correct horse battery staple"
+CROSSTAB_SQL = """SELECT data->>'/region', data->>'/crop', count(*) FROM aggregation.rows
+WHERE form_id = :form_id AND NOT draft AND deleted_at IS NULL GROUP BY 1, 2"""
+MEAN_SQL = """SELECT sum((data->>'/weight')::float8 * (data->>'/income')::float8)
+  / sum((data->>'/weight')::float8), count(DISTINCT data->>'/village')
+FROM aggregation.rows WHERE form_id = :form_id AND NOT draft AND deleted_at IS NULL"""
+DAILY_SQL = """SELECT date_trunc('day', created_at), count(*) FROM aggregation.rows
+WHERE form_id = :form_id AND NOT draft AND deleted_at IS NULL GROUP BY 1"""
+
+
+async def publish(container: Container) -> int:
+    await container.users.accounts.create_user(SYSTEM, EMAIL, PASSWORD, None)
+    await container.users.accounts.promote(SYSTEM, EMAIL)
+    transport = httpx.ASGITransport(app=create_app(container=container))
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        token = (await client.post("/v1/sessions", json={"email": EMAIL, "password": PASSWORD})).json()[
+            "token"
+        ]
+        auth = {"Authorization": f"Bearer {token}"}
+        pid = int((await client.post("/v1/projects", json={"name": "Bench"}, headers=auth)).json()["id"])
+        response = await client.post(
+            f"/v1/projects/{pid}/forms",
+            content=survey_xform(),
+            params={"publish": "true"},
+            headers={**auth, "Content-Type": "application/xml"},
+        )
+        assert response.status_code == 200, response.text
+    return pid
+
+
+async def load_rows(container: Container, pid: int, frame: pl.DataFrame) -> int:
+    """Write the frame into aggregation.rows as the projector would (COPY, 100k per chunk)."""
+    versions = await container.forms.lookup.versions(pid, FORM_ID, False)
+    assert versions is not None
+    paths = [f.path for f in survey_fields()]
+    rows = frame.select(
+        pl.col("submission_id"),
+        pl.lit(pid).alias("project_id"),
+        pl.lit(versions.form_id).alias("form_id"),
+        pl.lit(FORM_ID).alias("xml_form_id"),
+        pl.lit(False).alias("draft"),
+        pl.col("instance_id"),
+        pl.col("submission_id").alias("version_id"),
+        pl.col("instance_id").alias("current_instance_id"),
+        pl.lit(versions.def_ids[-1]).alias("form_def_id"),
+        pl.col("form_version"),
+        pl.col("submitter_id"),
+        pl.col("device_id"),
+        pl.col("created_at").dt.strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00"),
+        pl.lit(0).alias("edits"),
+        pl.lit(0).alias("attachments_expected"),
+        pl.lit(0).alias("attachments_present"),
+        pl.lit(0).alias("flag_count"),
+        pl.lit(0).alias("finding_count"),
+        pl.struct(paths).struct.json_encode().alias("data"),
+        pl.lit(0).alias("event_id"),
+    )
+    columns = ", ".join(rows.columns)
+    async with container.db.transaction() as conn:
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        async with driver.cursor() as cursor:
+            for start in range(0, rows.height, 100_000):
+                buffer = io.BytesIO()
+                rows.slice(start, 100_000).write_csv(buffer, include_header=False)
+                async with cursor.copy(f"COPY aggregation.rows ({columns}) FROM STDIN (FORMAT csv)") as copy:
+                    await copy.write(buffer.getvalue())
+    async with container.db.transaction() as conn:
+        await conn.execute(text("ANALYZE aggregation.rows"))
+    return versions.form_id
+
+
+async def timed(work: Callable[[], Awaitable[Any]]) -> float:
+    start = time.perf_counter()
+    await work()
+    return time.perf_counter() - start
+
+
+async def sql(container: Container, query: str, form_id: int) -> Any:
+    async with container.db.read() as conn:
+        return (await conn.execute(text(query), {"form_id": form_id})).all()
+
+
+async def run(url: str, data_dir: Path, rows: int, rounds: int) -> None:
+    settings = Settings(database_url=url, data_dir=data_dir)  # type: ignore[call-arg]
+    container = build_container(settings, url)
+    pid = await publish(container)
+    started = time.perf_counter()
+    frame, _ = survey(rows, enumerators=200, seed=11)
+    generated = time.perf_counter() - started
+    form_id = await load_rows(container, pid, frame)
+    writing = time.perf_counter() - started - generated
+    print(f"{frame.height:,} submissions generated in {generated:.1f} s, written in {writing:.1f} s")
+    stats = container.analytics.statistics
+    design = Design(weights="/weight", strata="/region", clusters="/village")
+    cases: dict[str, Callable[[], Awaitable[Any]]] = {
+        "crosstab /region x /crop (facade)": lambda: stats.crosstab(SYSTEM, pid, FORM_ID, "/region", "/crop"),
+        "  baseline: SQL GROUP BY of the 2 fields": lambda: sql(container, CROSSTAB_SQL, form_id),
+        "weighted mean /income, strata+clusters (facade)": lambda: stats.estimate(
+            SYSTEM, pid, FORM_ID, "/income", design
+        ),
+        "  baseline: SQL weighted mean of the same fields": lambda: sql(container, MEAN_SQL, form_id),
+        "weighted proportions /crop, strata+clusters (facade)": lambda: stats.estimate(
+            SYSTEM, pid, FORM_ID, "/crop", design
+        ),
+        "submissions per day (facade)": lambda: stats.timeseries(SYSTEM, pid, FORM_ID, "day"),
+        "  baseline: SQL date_trunc GROUP BY": lambda: sql(container, DAILY_SQL, form_id),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, work in cases.items():
+            samples[name].append(await timed(work))
+    print(f"\n{'operation (median of ' + str(rounds) + ')':<56} {'seconds':>8}")
+    for name, values in samples.items():
+        print(f"{name:<56} {statistics.median(values):>8.2f}")
+
+    start = time.perf_counter()
+    frames = FormFrames(container.aggregation.read_model)
+    loaded = await frames.load(await frames.form(SYSTEM, pid, FORM_ID))
+    load_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    loaded.frame.group_by("submitter_id").len()
+    group_seconds = time.perf_counter() - start
+    config = QualityConfig(area=Area(box=AREA_BOX))
+    start = time.perf_counter()
+    result = scan(loaded.frame, FieldIndex.of(survey_fields()), config)
+    scan_seconds = time.perf_counter() - start
+    print(
+        f"\nquality scan: load every field {load_seconds:.1f} s + rules {scan_seconds:.1f} s "
+        f"= {load_seconds + scan_seconds:.1f} s"
+    )
+    print(f"  baseline: plain Polars group-by count on the loaded frame {group_seconds:.3f} s")
+    print(f"  findings by rule: {result.by_rule}")
+    await container.db.dispose()
+
+
+def precision_recall() -> None:
+    frame, truth = survey(6000, seed=3)
+    result = scan(frame, FieldIndex.of(survey_fields()), QualityConfig(area=Area(box=AREA_BOX)))
+    print(f"\n{'rule':<24} {'planted':>8} {'flagged':>8} {'precision':>10} {'recall':>8}")
+    planted = {
+        "speeding": truth.speeding,
+        "straightlining": truth.straightlining,
+        "duplicate": truth.duplicate,
+        "near_duplicate": truth.near_duplicate,
+        "outlier": truth.outlier,
+        "gps_outside_area": truth.gps_outside_area,
+        "gps_far_from_cluster": truth.gps_outside_area,
+    }
+    for rule, expected in planted.items():
+        found = {f.submission_id for f in result.findings if f.rule == rule}
+        hits = len(found & expected)
+        print(
+            f"{rule:<24} {len(expected):>8} {len(found):>8} "
+            f"{hits / max(len(found), 1):>10.3f} {hits / len(expected):>8.3f}"
+        )
+    flagged = {f.enumerator for f in result.findings if f.rule == "enumerator_answer_pattern"}
+    precision = len(flagged & {truth.fabricator}) / max(len(flagged), 1)
+    recall = float(truth.fabricator in flagged)
+    print(f"{'enumerator_answer_pattern':<24} {1:>8} {len(flagged):>8} {precision:>10.3f} {recall:>8.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    configure_logging("ERROR", json_lines=True)
+    precision_recall()
+    with tempfile.TemporaryDirectory() as tmp:
+        server = EmbeddedPostgres(Path(tmp) / "pgdata")
+        url = server.start()
+        try:
+            migrations.upgrade(url)
+            asyncio.run(run(url, Path(tmp), args.rows, args.rounds))
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
