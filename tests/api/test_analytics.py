@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -250,3 +254,53 @@ async def test_reports_render_with_charts_and_a_pdf(
     pdf = await client.get(base(pid) + "/report.pdf", headers=admin.auth)
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
     assert pdf.content.startswith(b"%PDF") and pdf.content.rstrip().endswith(b"%%EOF")
+
+
+async def test_report_command_writes_html_and_pdf(
+    client: httpx.AsyncClient, container: Container, admin: Person, database_url: str, tmp_path: Path
+) -> None:
+    pid, _ = await loaded(client, container, admin, n=40)
+    env = {**os.environ, "ODK_MCP_DATABASE_URL": database_url, "ODK_MCP_DATA_DIR": str(tmp_path / "cli")}
+
+    def report(out: Path) -> subprocess.CompletedProcess[str]:
+        command = [
+            sys.executable,
+            "-m",
+            "odk_mcp",
+            "report",
+            "--project",
+            str(pid),
+            "--form",
+            FORM_ID,
+            "--out",
+            str(out),
+        ]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+    for name in ("report.html", "report.pdf"):
+        done = report(tmp_path / name)
+        assert done.returncode == 0, done.stderr
+    assert (tmp_path / "report.html").read_text().count("data:image/png;base64,") >= 10
+    assert (tmp_path / "report.pdf").read_bytes().startswith(b"%PDF")
+    refused = report(tmp_path / "report.txt")
+    assert refused.returncode != 0 and ".html or .pdf" in refused.stderr + refused.stdout
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "odk_mcp",
+            "report",
+            "--project",
+            str(pid),
+            "--form",
+            "nope",
+            "--out",
+            str(tmp_path / "x.html"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert missing.returncode != 0 and "404.1" in missing.stderr + missing.stdout
