@@ -422,3 +422,20 @@ async def test_deleted_submissions_leave_the_feed(
     assert [r["__id"] for r in rows["value"]] == ["uuid:h1"] and rows["@odata.count"] == 1
     members = (await get(client, admin, f"{svc(pid)}/Submissions.hh.member")).json()["value"]
     assert members == [], "the deleted submission's repeat rows leave too"
+
+
+async def test_links_to_nested_repeats_follow_each_parent(
+    client: httpx.AsyncClient, container: Container, admin: Person
+) -> None:
+    await subscribe(container)
+    pid = await create_project(client, admin)
+    await publish_household(client, admin, pid)
+    await submit(
+        client, admin.auth, pid, Household("uuid:n1", members=[("A", "1", []), ("B", "2", ["2024-01-01"])])
+    )
+    await catch_up(container)
+    members = (await get(client, admin, f"{svc(pid)}/Submissions.hh.member")).json()["value"]
+    assert [("visit@odata.navigationLink" in m) for m in members] == [False, True]
+    link = members[1]["visit@odata.navigationLink"]
+    visits = (await get(client, admin, f"{svc(pid)}/{link}")).json()["value"]
+    assert [v["vdate"] for v in visits] == ["2024-01-01"]

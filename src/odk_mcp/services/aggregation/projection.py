@@ -149,6 +149,18 @@ class Projector:
         return field_index(schema)
 
 
+def _upsert() -> Any:
+    statement = pg_insert(rows)
+    updates: dict[str, Any] = {
+        name: statement.excluded[name] for name in _ROW_COLUMNS if name != "submission_id"
+    }
+    updates["event_id"] = func.greatest(rows.c.event_id, statement.excluded.event_id)
+    return statement.on_conflict_do_update(index_elements=[rows.c.submission_id], set_=updates)
+
+
+_UPSERT = _upsert()
+
+
 def _row_values(snapshot: SubmissionSnapshot, root: dict[str, Any], event_id: int) -> dict[str, Any]:
     values = {name: getattr(snapshot, name) for name in _ROW_COLUMNS if hasattr(snapshot, name)}
     values["data"] = root
@@ -166,12 +178,9 @@ async def _write(
 ) -> None:
     """Upsert the root rows and, when asked, replace the repeat rows of these submissions."""
     flats = [(s, flatten(s.data, fields, s.instance_id)) for s in snapshots]
-    statement = pg_insert(rows).values([_row_values(s, flat.root, event_id) for s, flat in flats])
-    updates: dict[str, Any] = {
-        name: statement.excluded[name] for name in _ROW_COLUMNS if name != "submission_id"
-    }
-    updates["event_id"] = func.greatest(rows.c.event_id, statement.excluded.event_id)
-    await conn.execute(statement.on_conflict_do_update(index_elements=[rows.c.submission_id], set_=updates))
+    # One statement executed for many parameter sets (psycopg batches them): a multi-row
+    # VALUES literal would be compiled anew for every batch size.
+    await conn.execute(_UPSERT, [_row_values(s, flat.root, event_id) for s, flat in flats])
     if not replace_repeats:
         return
     ids = [s.submission_id for s in snapshots]

@@ -170,32 +170,29 @@ class FormLookup:
     async def versions(self, project_id: int, xml_form_id: str, draft: bool) -> FormVersions | None:
         """The definitions a live form's published (or draft) data was read against; None when
         the form or project is unknown or deleted."""
+        # One round trip: the form (outer-joined to its definitions of interest).
+        wanted = form_defs.c.id == forms.c.draft_def_id if draft else form_defs.c.published_at.is_not(None)
+        stmt = (
+            select(forms.c.id.label("form_id"), form_defs.c.id, form_defs.c.version)
+            .join(projects, projects.c.id == forms.c.project_id)
+            .outerjoin(form_defs, (form_defs.c.form_id == forms.c.id) & wanted)
+            .where(
+                forms.c.project_id == project_id,
+                forms.c.xml_form_id == xml_form_id,
+                forms.c.deleted_at.is_(None),
+                projects.c.deleted_at.is_(None),
+            )
+            .order_by(form_defs.c.published_at, form_defs.c.id)
+        )
         async with self._db.read() as conn:
-            form = (
-                await conn.execute(
-                    select(forms.c.id, forms.c.draft_def_id)
-                    .join(projects, projects.c.id == forms.c.project_id)
-                    .where(
-                        forms.c.project_id == project_id,
-                        forms.c.xml_form_id == xml_form_id,
-                        forms.c.deleted_at.is_(None),
-                        projects.c.deleted_at.is_(None),
-                    )
-                )
-            ).first()
-            if form is None:
+            found = (await conn.execute(stmt)).all()
+            if not found:
                 return None
-            stmt = select(form_defs.c.id, form_defs.c.version).where(form_defs.c.form_id == form.id)
-            if draft:
-                stmt = stmt.where(form_defs.c.id == form.draft_def_id)
-            else:
-                stmt = stmt.where(form_defs.c.published_at.is_not(None)).order_by(
-                    form_defs.c.published_at, form_defs.c.id
-                )
-            defs = (await conn.execute(stmt)).all()
+            defs = [d for d in found if d.id is not None]
             schemas = [await self._schema(conn, d.id) for d in defs]
+        form = found[0]
         return FormVersions(
-            form_id=form.id,
+            form_id=form.form_id,
             project_id=project_id,
             xml_form_id=xml_form_id,
             draft=draft,

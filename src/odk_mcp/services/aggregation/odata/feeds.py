@@ -13,6 +13,7 @@ submissions arrive (new ones sort before the cursor); with `$orderby` paging fal
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -31,7 +32,14 @@ from odk_mcp.services.aggregation.odata.metadata import edmx, service_document
 from odk_mcp.services.aggregation.odata.model import FormModel, Node, Table, build_model
 from odk_mcp.services.aggregation.odata.options import Cursor, FeedOptions
 from odk_mcp.services.aggregation.odata.paths import ResourcePath, parse_path
-from odk_mcp.services.aggregation.odata.render import Children, RenderContext, expanded, fill, system_of
+from odk_mcp.services.aggregation.odata.render import (
+    Children,
+    Plans,
+    RenderContext,
+    expanded,
+    fill,
+    system_of,
+)
 from odk_mcp.services.aggregation.odata.scopes import SYSTEM, repeat_scope, root_scope
 from odk_mcp.services.aggregation.reader import FormData, ReadModel
 
@@ -67,10 +75,13 @@ class Feed:
     next_base: str
     query: Mapping[str, str]
     selection: Selection
+    plans: Plans
     prefetched: list[tuple[Mapping[str, Any], dict[str, Any]]] | None = None
 
     async def prefetch(self) -> None:
         """Run the first query now, so that an error is an error response, not a cut stream."""
+        if self.options.top == 0:
+            return
         self._pending = self._batches()
         self.prefetched = await anext(self._pending, None)
 
@@ -93,13 +104,17 @@ class Feed:
                     yield batch
 
         async for batch in every():
+            parts: list[bytes] = []
             for row, entity in batch:
                 if self.options.top is not None and sent >= self.options.top:
                     more = True
                     break
-                yield (b"," if sent else b"") + _json(entity)
+                parts.append(_json(entity))
                 sent += 1
                 last = row
+            if parts:
+                # One chunk per batch: a write per row costs more than the rows' JSON.
+                yield (b"," if sent > len(parts) else b"") + b",".join(parts)
             if more:
                 break
         yield b"]"
@@ -154,9 +169,28 @@ def _cursor_of(row: Mapping[str, Any], table: Table) -> Cursor:
 
 
 class ODataFeeds:
-    def __init__(self, read_model: ReadModel, names: SubmitterNames) -> None:
+    def __init__(self, read_model: ReadModel, names: SubmitterNames, names_ttl: float = 60.0) -> None:
         self._read_model = read_model
         self._names = names
+        # Display names change rarely; a page should not cost a users query each time.
+        self._known_names: dict[int, tuple[float, str | None]] = {}
+        self._names_ttl = names_ttl
+
+    async def _display_names(self, actor_ids: Collection[int]) -> dict[int, str]:
+        now = time.monotonic()
+        missing = {i for i in actor_ids if self._known_names.get(i, (0.0, None))[0] < now}
+        if missing:
+            found = await self._names.display_names(missing)
+            if len(self._known_names) > 10_000:
+                self._known_names.clear()
+            for actor_id in missing:
+                self._known_names[actor_id] = (now + self._names_ttl, found.get(actor_id))
+        out: dict[int, str] = {}
+        for actor_id in actor_ids:
+            name = self._known_names[actor_id][1]
+            if name is not None:
+                out[actor_id] = name
+        return out
 
     @property
     def db(self) -> Any:
@@ -248,6 +282,7 @@ class ODataFeeds:
             next_base=f"{service_url}/{resource.strip('/')}",
             query=query,
             selection=selection,
+            plans=Plans(options.wkt, selection.paths),
         )
         await feed.prefetch()
         return feed
@@ -298,11 +333,11 @@ class ODataFeeds:
         submission_ids = sorted({r["submission_id"] for r in batch})
         children = await self._children(feed, submission_ids)
         tables = {t.repeat_path: t.nodes for t in feed.model.tables.values() if t.repeat_path is not None}
-        context = RenderContext(children, feed.options.expand, feed.options.wkt, tables, feed.selection.paths)
+        context = RenderContext(children, feed.options.expand, feed.options.wkt, tables, feed.plans)
         out: list[dict[str, Any]] = []
         if table.repeat_path is None:
-            names = await self._names.display_names(
-                [r["submitter_id"] for r in batch if r["submitter_id"] is not None]
+            names = await self._display_names(
+                {r["submitter_id"] for r in batch if r["submitter_id"] is not None}
             )
             for row in batch:
                 entity: dict[str, Any] = {"__id": row["instance_id"]}
@@ -336,7 +371,7 @@ class ODataFeeds:
             stmt = (
                 select(repeat_rows.c.parent_key, repeat_rows.c.repeat_path)
                 .distinct()
-                .where(repeat_rows.c.submission_id.in_(submission_ids), repeat_rows.c.seq == 1)
+                .where(repeat_rows.c.submission_id.in_(submission_ids), repeat_rows.c.ordinal == 1)
             )
         stmt = stmt.where(repeat_rows.c.repeat_path.in_(nested))
         if feed.options.expand:

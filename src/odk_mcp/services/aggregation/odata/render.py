@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 from odk_mcp.kernel.clock import iso
-from odk_mcp.services.aggregation.domain.naming import identifier, row_id
+from odk_mcp.services.aggregation.domain.naming import identifier, path_parts, row_id
 from odk_mcp.services.aggregation.odata.model import Node
 
 _SHORT_OFFSET = re.compile(r"[+-]\d\d$")
@@ -72,22 +72,41 @@ def _number_text(value: float) -> str:
     return str(int(value)) if value == int(value) and abs(value) < 1e15 else repr(value)
 
 
-def value_of(node: Node, raw: Any, wkt: bool) -> Any:
-    """One question's stored value as its OData JSON value."""
+def _integer(raw: Any) -> Any:
+    return raw if type(raw) is int else None
+
+
+def _decimal(raw: Any) -> Any:
+    return raw if type(raw) in (int, float) else None
+
+
+def _text(raw: Any) -> Any:
+    return raw if raw is None or type(raw) is str else str(raw)
+
+
+def _date_time(raw: Any) -> Any:
     if raw is None:
         return None
-    kind = node.type
+    trimmed = str(raw).strip()
+    return f"{trimmed}:00" if _SHORT_OFFSET.search(trimmed) else trimmed
+
+
+def converter(kind: str, wkt: bool) -> Callable[[Any], Any]:
+    """The function turning one stored value of a question type into its OData JSON value."""
     if kind == "int":
-        return raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+        return _integer
     if kind == "decimal":
-        return raw if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
-    text = raw if isinstance(raw, str) else str(raw)
+        return _decimal
     if kind in ("geopoint", "geotrace", "geoshape"):
-        return _geo(kind, text, wkt)
+        return lambda raw: None if raw is None else _geo(kind, str(raw), wkt)
     if kind == "dateTime":
-        trimmed = text.strip()
-        return f"{trimmed}:00" if _SHORT_OFFSET.search(trimmed) else trimmed
-    return text
+        return _date_time
+    return _text
+
+
+def value_of(node: Node, raw: Any, wkt: bool) -> Any:
+    """One question's stored value as its OData JSON value."""
+    return converter(node.type, wkt)(raw)
 
 
 @dataclass
@@ -108,11 +127,13 @@ class RenderContext:
     expand: bool
     wkt: bool
     tables: Mapping[str, Sequence[Node]]  # repeat path → that table's properties
-    selection: frozenset[str] | None = None  # absolute paths to include (None: all)
+    plans: Plans
 
 
 def _link(instance_id: str, key: str, repeat: Node) -> str:
     """`Submissions('uuid%3A…')/hh/member('<id>')/visit`: the table of `repeat` under `key`."""
+    if key == instance_id:  # a top-level repeat under its submission: the common case
+        return f"Submissions('{quote(instance_id, safe='')}')/" + "/".join(path_parts(repeat.path))
     parts = [f"Submissions('{quote(instance_id, safe='')}')"]
     segments = key[len(instance_id) :].split("/")[1:]
     consumed = ""
@@ -129,6 +150,40 @@ def _link(instance_id: str, key: str, repeat: Node) -> str:
     return "/".join(parts + tail)
 
 
+# A compiled table layout: (name, path, convert) for a value, (name, steps) for a group,
+# (name, repeat node) for a nested repeat. Built once per request, not per row.
+Step = tuple[str, str, Any]
+
+
+@dataclass
+class Plans:
+    """Compiled layouts of a request's tables, by the identity of their node lists."""
+
+    wkt: bool
+    selection: frozenset[str] | None
+    _plans: dict[int, list[Step]] = field(default_factory=dict)
+
+    def of(self, nodes: Sequence[Node]) -> list[Step]:
+        plan = self._plans.get(id(nodes))
+        if plan is None:
+            plan = self._compile(nodes)
+            self._plans[id(nodes)] = plan
+        return plan
+
+    def _compile(self, nodes: Sequence[Node]) -> list[Step]:
+        steps: list[Step] = []
+        for node in nodes:
+            if self.selection is not None and node.path not in self.selection:
+                continue
+            if node.is_group:
+                steps.append(("group", node.name, self._compile(node.children)))
+            elif node.is_repeat:
+                steps.append(("repeat", node.name, node))
+            else:
+                steps.append((node.name, node.path, converter(node.type, self.wkt)))
+        return steps
+
+
 def fill(
     target: dict[str, Any],
     nodes: Sequence[Node],
@@ -138,24 +193,34 @@ def fill(
     context: RenderContext,
 ) -> None:
     """Write a row's properties (values, groups, repeat links and expansions) into `target`."""
-    selection = context.selection
-    for node in nodes:
-        if selection is not None and node.path not in selection:
-            continue
-        if node.is_group:
+    _fill(target, context.plans.of(nodes), data, key, instance_id, context)
+
+
+def _fill(
+    target: dict[str, Any],
+    steps: list[Step],
+    data: Mapping[str, Any],
+    key: str,
+    instance_id: str,
+    context: RenderContext,
+) -> None:
+    get = data.get
+    for first, second, third in steps:
+        if first == "group":
             group: dict[str, Any] = {}
-            fill(group, node.children, data, key, instance_id, context)
-            target[node.name] = group
-        elif node.is_repeat:
+            _fill(group, third, data, key, instance_id, context)
+            target[second] = group
+        elif first == "repeat":
+            node: Node = third
             if (key, node.path) not in context.children.present:
                 continue
-            target[f"{node.name}@odata.navigationLink"] = _link(instance_id, key, node)
+            target[f"{second}@odata.navigationLink"] = _link(instance_id, key, node)
             if context.expand:
-                target[node.name] = [
+                target[second] = [
                     expanded(child, instance_id, context) for child in context.children.rows[(key, node.path)]
                 ]
         else:
-            target[node.name] = value_of(node, data.get(node.path), context.wkt)
+            target[first] = third(get(second))
 
 
 def expanded(row: Mapping[str, Any], instance_id: str, context: RenderContext) -> dict[str, Any]:
