@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
+from structlog.testing import capture_logs
 from tests.api.test_forms import project
 from tests.api.test_submissions import instance, setup
 from tests.conftest import MakeUser, Person
@@ -259,15 +260,16 @@ async def test_a_delivery_is_signed_and_carries_the_submission_frozen_at_the_eve
         hook = (await create(client, admin, pid, receiver.url, fields=["age", "child/cname"])).json()
         everything = (await create(client, admin, pid, receiver.url, events=["submission.reviewed"])).json()
         elsewhere = (await create(client, admin, pid, receiver.url, xmlFormIds=["other"])).json()
-        await submit(client, admin, pid, "uuid:w1", age="40")
-        await container.worker.drain()  # the deliveries of the receipt are queued now...
-        # ...so they do not show the review that comes before they are sent.
-        await client.patch(
-            f"/v1/projects/{pid}/forms/visit/submissions/uuid:w1",
-            json={"reviewState": "approved"},
-            headers=admin.auth,
-        )
-        await pipeline(container)
+        with capture_logs() as logs:
+            await submit(client, admin, pid, "uuid:w1", age="40")
+            await container.worker.drain()  # the deliveries of the receipt are queued now...
+            # ...so they do not show the review that comes before they are sent.
+            await client.patch(
+                f"/v1/projects/{pid}/forms/visit/submissions/uuid:w1",
+                json={"reviewState": "approved"},
+                headers=admin.auth,
+            )
+            await pipeline(container)
 
     by_hook: dict[int, list[Any]] = {}
     for request in receiver.accepted():
@@ -297,6 +299,15 @@ async def test_a_delivery_is_signed_and_carries_the_submission_frozen_at_the_eve
     assert reviewed.json["details"]["previous"] is None
     full = by_hook[everything["id"]][0].json
     assert full["data"]["name"] == "Ada" and full["data"]["meta"]["instanceID"] == "uuid:w1"
+
+    delivered = [entry for entry in logs if entry["event"] == "webhook_delivered"]
+    assert len(delivered) == 3, "one log line per delivery"
+    assert all(
+        secret not in repr(entry) for entry in logs for secret in (hook["secret"], everything["secret"])
+    )
+    assert all(receiver.url not in repr(entry) and "uuid:w1" not in repr(entry) for entry in logs), (
+        "neither the URL nor anything of the body is logged"
+    )
 
     log = await deliveries(client, admin, pid, hook["id"])
     assert [d["status"] for d in log] == ["delivered", "delivered"]
