@@ -64,11 +64,13 @@ class Container:
         await anyio.to_thread.run_sync(self.blobs.check)
         await self.forms.start()
         if self.settings.worker_in_process:
+            await self.aggregation.start()
             self.worker.start()
             self.webhooks.sender.start()
         self.exports.start()
 
     async def close(self) -> None:
+        await self.aggregation.stop()
         await self.exports.stop()
         await self.worker.stop()
         await self.webhooks.sender.stop()

@@ -281,3 +281,21 @@ def test_repeat_row_ids_are_centrals_join_ids() -> None:
     assert row_id("uuid:1", "uuid:1") == "uuid:1"
     expected = hashlib.sha1(b"Submissions#uuid:1%%hh#%%member#1%%visit#0").hexdigest()
     assert row_id("uuid:1/hh/member[2]/visit[1]", "uuid:1") == expected
+
+
+async def test_an_empty_read_model_catches_up_at_start(
+    client: httpx.AsyncClient, container: Container, admin: Person
+) -> None:
+    pid = await create_project(client, admin)
+    await publish_household(client, admin, pid)
+    for n in range(3):  # stored while no read-model consumer existed
+        await submit(client, admin.auth, pid, Household(f"uuid:c{n}"))
+    assert await read_model(container) == ([], [])
+    assert await container.aggregation.catch_up.needed()
+    await container.aggregation.start()
+    assert await container.aggregation.catch_up.wait() == 3
+    roots, repeats = await read_model(container)
+    assert sorted(r["instance_id"] for r in roots) == ["uuid:c0", "uuid:c1", "uuid:c2"]
+    assert len(repeats) == 3 * 4
+    assert not await container.aggregation.catch_up.needed(), "a built read model is left alone"
+    await container.aggregation.stop()

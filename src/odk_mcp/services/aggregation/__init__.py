@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from odk_mcp.events import Consumer
 from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.db import Database
+from odk_mcp.services.aggregation.catch_up import CatchUp
 from odk_mcp.services.aggregation.domain.flatten import Flattened, RepeatInstance, flatten, merged_fields
 from odk_mcp.services.aggregation.odata.feeds import ODataFeeds, SubmitterNames
 from odk_mcp.services.aggregation.projection import CONSUMER_NAME, Projector, RebuildProgress
@@ -35,7 +36,15 @@ class AggregationService:
     projector: Projector
     odata: ODataFeeds
     summaries: Summaries
+    catch_up: CatchUp
     public_url: str
+
+    async def start(self) -> None:
+        """Rebuild in the background when the read model is empty but submissions exist."""
+        await self.catch_up.start()
+
+    async def stop(self) -> None:
+        await self.catch_up.stop()
 
     def consumers(self) -> list[Consumer]:
         return [self.projector.consumer()]
@@ -45,11 +54,13 @@ def build_aggregation_service(
     db: Database, authorizer: Authorizer, lookup: FormLookup, names: SubmitterNames, public_url: str
 ) -> AggregationService:
     read_model = ReadModel(db, authorizer, lookup)
+    projector = Projector(db, lookup)
     return AggregationService(
         read_model=read_model,
-        projector=Projector(db, lookup),
+        projector=projector,
         odata=ODataFeeds(read_model, names),
         summaries=Summaries(read_model),
+        catch_up=CatchUp(db, projector),
         public_url=public_url,
     )
 
