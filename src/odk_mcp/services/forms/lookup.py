@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from odk_mcp.kernel.db import Database
 from odk_mcp.kernel.tokens import hash_token
-from odk_mcp.services.forms.adapters.tables import form_defs, forms, projects
+from odk_mcp.services.forms.adapters.tables import form_attachments, form_defs, forms, projects
 from odk_mcp.services.forms.domain.schema import FormSchema
 
 
@@ -238,3 +238,30 @@ class FormLookup:
                 )
             ).scalar_one_or_none()
         return stored is not None and stored == hash_token(token)
+
+    async def definition_xml(self, def_id: int) -> bytes | None:
+        """The stored XForm of a definition, byte for byte (for services that read more of it)."""
+        async with self._db.read() as conn:
+            xml = (await conn.execute(select(form_defs.c.xml).where(form_defs.c.id == def_id))).scalar()
+        return bytes(xml) if xml is not None else None
+
+    async def forms_using_file(self, project_id: int, filename: str) -> list[dict[str, str]]:
+        """Live forms whose published definition expects that data file with no file uploaded
+        for it (so an entity list of that name serves it): `[{xmlFormId, name}]`."""
+        stmt = (
+            select(forms.c.xml_form_id, form_defs.c.name)
+            .join(form_defs, form_defs.c.id == forms.c.current_def_id)
+            .join(
+                form_attachments,
+                (form_attachments.c.form_def_id == form_defs.c.id) & (form_attachments.c.name == filename),
+            )
+            .where(
+                forms.c.project_id == project_id,
+                forms.c.deleted_at.is_(None),
+                form_attachments.c.blob_sha256.is_(None),
+            )
+            .order_by(forms.c.xml_form_id)
+        )
+        async with self._db.read() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [{"xmlFormId": r.xml_form_id, "name": r.name or r.xml_form_id} for r in rows]
