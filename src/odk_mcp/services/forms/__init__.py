@@ -9,6 +9,7 @@ from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.forms.adapters.conversion import Converter
 from odk_mcp.services.forms.catalog import FormCatalog
+from odk_mcp.services.forms.datasets import DatasetAttachments, LinkedDataset
 from odk_mcp.services.forms.domain.schema import Choice, Field, FormSchema
 from odk_mcp.services.forms.drafts import Drafts
 from odk_mcp.services.forms.lookup import FormLookup, FormTarget, FormVersions, TargetMiss
@@ -60,6 +61,7 @@ def build_forms_service(
     limits: FormLimits,
     public_url: str,
     form_cache_seconds: float = 0.0,
+    datasets: DatasetAttachments | None = None,
 ) -> FormsService:
     lookup = FormLookup(db, ttl_seconds=form_cache_seconds)
     converter = Converter(
@@ -69,7 +71,7 @@ def build_forms_service(
         limits.max_unzipped_bytes,
     )
     catalog = FormCatalog(db, authorizer, blobs, limits.max_form_bytes, lookup)
-    drafts = Drafts(db, authorizer, blobs, limits.max_form_bytes, lookup)
+    drafts = Drafts(db, authorizer, blobs, limits.max_form_bytes, lookup, datasets)
     uploads = FormUploads(
         db,
         authorizer,
@@ -86,7 +88,7 @@ def build_forms_service(
         catalog=catalog,
         drafts=drafts,
         uploads=uploads,
-        discovery=Discovery(db, authorizer),
+        discovery=Discovery(db, authorizer, datasets),
         lookup=lookup,
         sensitivity=FormSensitivity(db, authorizer, catalog),
         converter=converter,
@@ -98,6 +100,7 @@ def build_forms_service(
 __all__ = [
     "Choice",
     "ConversionView",
+    "DatasetAttachments",
     "Field",
     "FormCatalogue",
     "FormLimits",
@@ -107,6 +110,7 @@ __all__ = [
     "FormVersions",
     "FormView",
     "FormsService",
+    "LinkedDataset",
     "ProjectView",
     "SensitivityView",
     "TargetMiss",

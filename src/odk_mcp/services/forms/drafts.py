@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import anyio
 from sqlalchemy import func, select, update
@@ -26,6 +26,7 @@ from odk_mcp.services.forms.catalog import (
     insert_definition,
     parse_off_loop,
 )
+from odk_mcp.services.forms.datasets import DatasetAttachments, link_datasets
 from odk_mcp.services.forms.domain.schema import FormSchema
 from odk_mcp.services.forms.domain.versions import with_version
 from odk_mcp.services.forms.lookup import FormLookup
@@ -42,9 +43,11 @@ class Drafts:
         blobs: BlobStore,
         max_form_bytes: int,
         lookup: FormLookup | None = None,
+        datasets: DatasetAttachments | None = None,
     ) -> None:
         self._db = db
         self._lookup = lookup if lookup is not None else FormLookup(db)
+        self._datasets = datasets
         self._authz = authorizer
         self._access = FormAccess(authorizer)
         self._blobs = blobs
@@ -294,7 +297,7 @@ class Drafts:
             if row["def_id"] is None:
                 raise Problem(problems.NOT_FOUND)
             rows = await store.attachments_of(conn, row["def_id"])
-        return [AttachmentView.from_row(r) for r in rows]
+        return await link_datasets(self._datasets, project_id, [AttachmentView.from_row(r) for r in rows])
 
     async def attachment(
         self, actor: Actor, project_id: int, xml_form_id: str, name: str, draft: bool = False
@@ -303,6 +306,11 @@ class Drafts:
         if not found or not found[0].exists:
             raise Problem(problems.NOT_FOUND)
         return found[0]
+
+    def dataset_csv(self, project_id: int, name: str) -> AsyncIterator[bytes]:
+        """The CSV of the entity list an attachment is linked to (see `link_datasets`)."""
+        assert self._datasets is not None, "only linked attachments are served from entity lists"
+        return self._datasets.csv(project_id, name)
 
     def blob_chunks(self, sha256: str) -> Iterator[bytes]:
         """A stored file in pieces (blocking reads: iterate it in a worker thread)."""

@@ -7,6 +7,7 @@ with XML special characters are escaped correctly.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from lxml import etree
 from sqlalchemy import func, select
@@ -20,6 +21,7 @@ from odk_mcp.kernel.tokens import hash_token
 from odk_mcp.services.forms.adapters import store
 from odk_mcp.services.forms.adapters.tables import form_attachments, forms
 from odk_mcp.services.forms.catalog import FormAccess
+from odk_mcp.services.forms.datasets import DatasetAttachments, link_datasets
 from odk_mcp.services.forms.views import AttachmentView, FormView
 
 XFORMS_LIST = "http://openrosa.org/xforms/xformsList"
@@ -60,25 +62,36 @@ def form_list_xml(listed: list[ListedForm], base_url: str, draft: bool = False) 
     return bytes(etree.tostring(root, encoding="UTF-8", xml_declaration=True))
 
 
-def manifest_xml(attachments: list[AttachmentView], attachments_url: str) -> bytes:
-    """`<manifest>` with one `<mediaFile>` per attachment whose content is present."""
+def manifest_xml(
+    attachments: list[AttachmentView], attachments_url: str, datasets_url: str | None = None
+) -> bytes:
+    """`<manifest>` with one `<mediaFile>` per attachment whose content is present; entity
+    lists are `type="entityList"`, with the `integrityUrl` offline entities check."""
     root = etree.Element(f"{{{MANIFEST}}}manifest", nsmap={None: MANIFEST})  # type: ignore[dict-item]
     for attachment in attachments:
         if not attachment.exists:
             continue
         media = etree.SubElement(root, f"{{{MANIFEST}}}mediaFile")
+        if attachment.dataset:
+            media.set("type", "entityList")
         _child(media, f"{{{MANIFEST}}}filename", attachment.name)
         _child(media, f"{{{MANIFEST}}}hash", f"md5:{attachment.md5}")
         _child(media, f"{{{MANIFEST}}}downloadUrl", f"{attachments_url}/{attachment.name}")
+        if attachment.dataset and datasets_url is not None:
+            dataset = quote(attachment.name.removesuffix(".csv"), safe="")
+            _child(media, f"{{{MANIFEST}}}integrityUrl", f"{datasets_url}/{dataset}/integrity")
     return bytes(etree.tostring(root, encoding="UTF-8", xml_declaration=True))
 
 
 class Discovery:
     """Which forms and attachments a device sees."""
 
-    def __init__(self, db: Database, authorizer: Authorizer) -> None:
+    def __init__(
+        self, db: Database, authorizer: Authorizer, datasets: DatasetAttachments | None = None
+    ) -> None:
         self._db = db
         self._access = FormAccess(authorizer)
+        self._datasets = datasets
 
     async def form_list(self, actor: Actor, project_id: int, form_id: str | None = None) -> list[ListedForm]:
         """Open, published forms the actor may read."""
@@ -132,7 +145,8 @@ class Discovery:
         async with self._db.read() as conn:
             assert listed.form.def_id is not None
             rows = await store.attachments_of(conn, listed.form.def_id)
-        return [AttachmentView.from_row(r) for r in rows]
+        views = [AttachmentView.from_row(r) for r in rows]
+        return await link_datasets(self._datasets, project_id, views)
 
     async def draft_xml(self, token: str, project_id: int, xml_form_id: str) -> bytes:
         listed = await self.draft_by_token(token, project_id, xml_form_id)

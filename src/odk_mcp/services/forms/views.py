@@ -79,6 +79,7 @@ class AttachmentView:
     size: int | None
     content_type: str | None
     updated_at: datetime | None
+    dataset: bool = False  # served from the project's entity list of that name
 
     @classmethod
     def from_row(cls, row: RowMapping) -> AttachmentView:
@@ -94,15 +95,15 @@ class AttachmentView:
 
     @property
     def exists(self) -> bool:
-        return self.sha256 is not None
+        return self.sha256 is not None or self.dataset
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "type": self.type,
             "exists": self.exists,
-            "blobExists": self.exists,
-            "datasetExists": False,
+            "blobExists": self.sha256 is not None,
+            "datasetExists": self.dataset,
             "hash": self.md5,
             "updatedAt": iso(self.updated_at),
         }

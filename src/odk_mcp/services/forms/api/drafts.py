@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from odk_mcp.kernel.web import CurrentActor, parse_bool, read_body, success
 from odk_mcp.services.forms.api.deps import Forms
 from odk_mcp.services.forms.api.forms import FORM, fallback_id, fields_json, upload_response
-from odk_mcp.services.forms.api.media import DRAFT_SCOPE, attachment_response, checked_name
+from odk_mcp.services.forms.api.media import DRAFT_SCOPE, checked_name, served_attachment
 from odk_mcp.services.forms.api.openrosa import draft_attachment_by_token, draft_xml_by_token
 from odk_mcp.services.forms.domain.schema import FormSchema
 from odk_mcp.services.forms.uploads import UploadOptions
@@ -112,8 +112,7 @@ async def draft_attachment(
     if DRAFT_SCOPE in request.scope:
         return await draft_attachment_by_token(request, forms, project_id, xml_form_id, name, if_none_match)
     view = await forms.drafts.attachment(actor, project_id, xml_form_id, checked_name(name), draft=True)
-    assert view.sha256 is not None
-    return attachment_response(view, forms.drafts.blob_chunks(view.sha256), if_none_match)
+    return served_attachment(forms, project_id, view, if_none_match)
 
 
 @router.post(DRAFT + "/attachments/{name}")
@@ -153,5 +152,4 @@ async def form_attachment(
     if_none_match: str | None = Header(default=None),
 ) -> Response:
     view = await forms.drafts.attachment(actor, project_id, xml_form_id, checked_name(name))
-    assert view.sha256 is not None
-    return attachment_response(view, forms.drafts.blob_chunks(view.sha256), if_none_match)
+    return served_attachment(forms, project_id, view, if_none_match)

@@ -15,7 +15,7 @@ from odk_mcp.kernel import problems
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.kernel.web import CurrentActor
 from odk_mcp.services.forms.api.deps import Forms
-from odk_mcp.services.forms.api.media import DRAFT_SCOPE, KEY_SCOPE, attachment_response, checked_name
+from odk_mcp.services.forms.api.media import DRAFT_SCOPE, KEY_SCOPE, checked_name, served_attachment
 from odk_mcp.services.forms.openrosa import form_list_xml, manifest_xml
 
 router = APIRouter(tags=["openrosa"])
@@ -76,8 +76,8 @@ async def manifest(
     project_id: int, xml_form_id: str, request: Request, actor: CurrentActor, forms: Forms
 ) -> Response:
     attachments = await forms.drafts.attachments(actor, project_id, xml_form_id)
-    url = f"{base_url(request, forms.public_url)}/projects/{project_id}/forms/{xml_form_id}/attachments"
-    return openrosa(manifest_xml(attachments, url))
+    base = f"{base_url(request, forms.public_url)}/projects/{project_id}"
+    return openrosa(manifest_xml(attachments, f"{base}/forms/{xml_form_id}/attachments", f"{base}/datasets"))
 
 
 # Draft testing: `/v1/test/{draftToken}/projects/{p}/forms/{f}/draft/…`, no other credentials.
@@ -99,8 +99,9 @@ async def draft_manifest(project_id: int, xml_form_id: str, request: Request, fo
     if DRAFT_SCOPE not in request.scope:
         raise Problem(problems.DRAFT_ACCESS_FAILED)
     attachments = await forms.discovery.draft_attachments(draft_token(request), project_id, xml_form_id)
-    url = f"{base_url(request, forms.public_url)}/projects/{project_id}/forms/{xml_form_id}/draft/attachments"
-    return openrosa(manifest_xml(attachments, url))
+    base = f"{base_url(request, forms.public_url)}/projects/{project_id}"
+    url = f"{base}/forms/{xml_form_id}/draft/attachments"
+    return openrosa(manifest_xml(attachments, url, f"{base}/datasets"))
 
 
 async def draft_xml_by_token(request: Request, forms: Forms, project_id: int, xml_form_id: str) -> Response:
@@ -113,6 +114,6 @@ async def draft_attachment_by_token(
 ) -> Response:
     attachments = await forms.discovery.draft_attachments(draft_token(request), project_id, xml_form_id)
     found = [a for a in attachments if a.name == checked_name(name) and a.exists]
-    if not found or found[0].sha256 is None:
+    if not found:
         raise Problem(problems.NOT_FOUND)
-    return attachment_response(found[0], forms.drafts.blob_chunks(found[0].sha256), if_none_match)
+    return served_attachment(forms, project_id, found[0], if_none_match)
