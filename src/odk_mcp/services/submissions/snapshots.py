@@ -161,3 +161,10 @@ async def count_submissions(conn: AsyncConnection, form_ids: Sequence[int] | Non
     if form_ids is not None:
         stmt = stmt.where(submissions.c.form_id.in_(list(form_ids)))
     return int((await conn.execute(stmt)).scalar_one())
+
+
+async def current_xml(conn: AsyncConnection, submission_id: int) -> bytes | None:
+    """The current version's XML of a submission, byte for byte (entity blocks live in it)."""
+    stmt = select(versions.c.xml).join(submissions, submissions.c.current_version_id == versions.c.id)
+    xml = (await conn.execute(stmt.where(submissions.c.id == submission_id))).scalar()
+    return bytes(xml) if xml is not None else None
