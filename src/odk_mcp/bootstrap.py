@@ -23,7 +23,7 @@ from odk_mcp.services.aggregation import AggregationService, build_aggregation_s
 from odk_mcp.services.aggregation.exports import ExportSettings, ExportsService, build_exports_service
 from odk_mcp.services.analytics import AnalyticsService, build_analytics_service
 from odk_mcp.services.entities import EntitiesService, build_entities_service
-from odk_mcp.services.forms import FormLimits, FormsService, build_forms_service
+from odk_mcp.services.forms import FormCatalogue, FormLimits, FormLookup, FormsService, build_forms_service
 from odk_mcp.services.submissions import (
     GroupWriter,
     SubmissionsService,
@@ -119,8 +119,16 @@ def build_container(settings: Settings, database_url: str) -> Container:
     )
     blobs = build_blob_store(settings)
     sealer = Sealer(secret_key(settings))
+    # Entities first: the forms service serves entity lists as attachments through them.
+    entities = build_entities_service(db, policy, FormCatalogue(db), FormLookup(db), settings.public_url)
     forms = build_forms_service(
-        db, policy, blobs, limits, settings.public_url, form_cache_seconds=settings.form_cache_seconds
+        db,
+        policy,
+        blobs,
+        limits,
+        settings.public_url,
+        form_cache_seconds=settings.form_cache_seconds,
+        datasets=entities.files,
     )
     writer = (
         GroupWriter(
@@ -153,7 +161,6 @@ def build_container(settings: Settings, database_url: str) -> Container:
         actor_cache_seconds=settings.auth_cache_seconds,
     )
     aggregation = build_aggregation_service(db, policy, forms.lookup, users.names, settings.public_url)
-    entities = build_entities_service(db, policy, forms.catalogue, settings.public_url)
     exports = build_exports_service(
         db,
         aggregation.read_model,
@@ -174,7 +181,9 @@ def build_container(settings: Settings, database_url: str) -> Container:
     webhooks = build_webhooks_service(db, policy, forms.catalogue, sealer, webhook_options(settings))
     # Each service's event consumers join this registry as services grow them (docs/events.md).
     analytics = build_analytics_service(db, policy, aggregation, forms)
-    consumers = ConsumerRegistry([*aggregation.consumers(), webhooks.consumer, *analytics.consumers()])
+    consumers = ConsumerRegistry(
+        [*aggregation.consumers(), *entities.consumers(), webhooks.consumer, *analytics.consumers()]
+    )
     return Container(
         settings=settings,
         db=db,

@@ -224,9 +224,27 @@ UNSUPPORTED_ODATA_SELECT_EXPAND = _define(
 )
 
 # Entities service (ODK Central's codes).
+INVALID_ENTITY_FORM = _define(
+    400.25, "invalidEntityForm", "The entity definition within the form is invalid."
+)
 INVALID_ENTITY = _define(400.28, "invalidEntity", "The entity is invalid.")
+PENDING_SUBMISSIONS = _define(
+    400.29,
+    "pendingSubmissions",
+    "Submissions are waiting for approval to change entities: repeat with ?convert=true or ?convert=false.",
+)
 NO_CONFLICT_ENTITY = _define(400.32, "noConflictEntity", "The Entity doesn't have any conflict.")
 ODATA_INVALID_SKIPTOKEN = _define(400.35, "odataInvalidSkiptoken", "Invalid $skiptoken.")
+DATASET_NOT_FOUND = _define(
+    404.7, "datasetNotFound", "The entity list named in the submission does not exist."
+)
+ENTITY_NOT_FOUND = _define(
+    404.8, "entityNotFound", "The entity named in the submission does not exist in the entity list."
+)
+ENTITY_VERSION_NOT_FOUND = _define(
+    404.9, "entityVersionNotFound", "The base version named in the submission does not exist for the entity."
+)
+ENTITY_DELETED = _define(404.11, "entityDeleted", "The entity named in the submission has been deleted.")
 ENTITY_VERSION_CONFLICT = _define(
     409.15,
     "entityVersionConflict",

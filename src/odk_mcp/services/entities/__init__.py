@@ -1,16 +1,23 @@
-"""The entities service: entity lists (Central's datasets), their entities and versions,
-the OData feed of each list (public surface)."""
+"""The entities service: entity lists (Central's datasets), their entities and versions, the
+OData feed of each list, entities from submissions, and lists as form attachments (public surface)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from odk_mcp.events import Consumer
 from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.entities.datasets import Datasets
+from odk_mcp.services.entities.declarations import FormDeclarations
 from odk_mcp.services.entities.entities import Entities, UpdateOptions
+from odk_mcp.services.entities.files import DatasetFiles
 from odk_mcp.services.entities.odata.feed import EntityFeed, FeedRequest
 from odk_mcp.services.entities.ports import ProjectDirectory
+from odk_mcp.services.entities.processing import SubmissionEntities
+from odk_mcp.services.forms import FormLookup
+
+SUBMISSION_EVENTS = frozenset({"submission.received", "submission.edited", "submission.reviewed"})
 
 
 @dataclass(frozen=True)
@@ -18,15 +25,29 @@ class EntitiesService:
     datasets: Datasets
     entities: Entities
     feed: EntityFeed
+    files: DatasetFiles  # also the forms service's DatasetAttachments port
+    declarations: FormDeclarations
+    processor: SubmissionEntities
+
+    def consumers(self) -> list[Consumer]:
+        """Event consumers: entity declarations of published forms, entities from submissions."""
+        return [
+            Consumer("entities.form_declarations", frozenset({"form.published"}), self.declarations.handle),
+            Consumer("entities.submissions", SUBMISSION_EVENTS, self.processor.handle),
+        ]
 
 
 def build_entities_service(
-    db: Database, authorizer: Authorizer, projects: ProjectDirectory, public_url: str
+    db: Database, authorizer: Authorizer, projects: ProjectDirectory, lookup: FormLookup, public_url: str
 ) -> EntitiesService:
+    processor = SubmissionEntities()
     return EntitiesService(
-        datasets=Datasets(db, authorizer, projects),
+        datasets=Datasets(db, authorizer, projects, lookup, processor),
         entities=Entities(db, authorizer, projects),
         feed=EntityFeed(db, authorizer, projects, public_url),
+        files=DatasetFiles(db, authorizer, lookup),
+        declarations=FormDeclarations(lookup),
+        processor=processor,
     )
 
 

@@ -14,10 +14,12 @@ from odk_mcp.kernel.actor import Actor
 from odk_mcp.kernel.db import Database
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.services.entities.adapters import store
-from odk_mcp.services.entities.adapters.tables import datasets, properties
+from odk_mcp.services.entities.adapters.tables import datasets, form_defs, properties
 from odk_mcp.services.entities.domain.names import valid_dataset_name, valid_property_name
 from odk_mcp.services.entities.ports import ProjectDirectory
+from odk_mcp.services.entities.processing import SubmissionEntities
 from odk_mcp.services.entities.views import DatasetDetail, DatasetView, PropertyView
+from odk_mcp.services.forms import FormLookup
 
 
 def _name_problem(field: str, value: Any, what: str) -> Problem:
@@ -29,10 +31,19 @@ def _name_problem(field: str, value: Any, what: str) -> Problem:
 
 
 class Datasets:
-    def __init__(self, db: Database, authorizer: Authorizer, projects: ProjectDirectory) -> None:
+    def __init__(
+        self,
+        db: Database,
+        authorizer: Authorizer,
+        projects: ProjectDirectory,
+        lookup: FormLookup,
+        processor: SubmissionEntities,
+    ) -> None:
         self._db = db
         self._authz = authorizer
         self._projects = projects
+        self._lookup = lookup
+        self._processor = processor
 
     async def _project(self, actor: Actor, verb: str, project_id: int) -> None:
         self._authz.require(actor, verb, project_id)
@@ -124,9 +135,18 @@ class Datasets:
         row = await store.dataset(conn, project_id, name)
         stmt = select(properties).where(properties.c.dataset_id == row["id"]).order_by(properties.c.id)
         props = (await conn.execute(stmt)).mappings().all()
+        sources = await _source_forms(conn, row["id"])
+        feeding: dict[str, list[dict[str, str]]] = {}
+        for form in sources:
+            for _, prop in form["saveto"]:
+                feeding.setdefault(prop, []).append(form["form"])
         return DatasetDetail(
             dataset=DatasetView.from_row(row),
-            properties=tuple(PropertyView(p["name"], p["published_at"]) for p in props),
+            properties=tuple(
+                PropertyView(p["name"], p["published_at"], tuple(feeding.get(p["name"], []))) for p in props
+            ),
+            source_forms=tuple(form["form"] for form in sources),
+            linked_forms=tuple(await self._lookup.forms_using_file(project_id, f"{name}.csv")),
         )
 
     async def update(
@@ -135,6 +155,12 @@ class Datasets:
         await self._project(actor, "dataset.update", project_id)
         async with self._db.transaction() as conn:
             row = await store.dataset(conn, project_id, name, lock=True)
+            converted = 0
+            if row["approval_required"] and approval_required is False:
+                pending = await self._processor.count_pending(conn, row["id"])
+                if pending and convert is None:
+                    raise Problem(problems.PENDING_SUBMISSIONS, details={"count": pending})
+                converted = await self._processor.convert_pending(conn, row, apply=bool(convert))
             if approval_required is not None and approval_required != row["approval_required"]:
                 await conn.execute(
                     update(datasets)
@@ -148,7 +174,7 @@ class Datasets:
                     "dataset",
                     name,
                     project_id=project_id,
-                    details={"approvalRequired": approval_required, "convert": convert},
+                    details={"approvalRequired": approval_required, "convert": convert, "pending": converted},
                 )
                 await emit(
                     conn,
@@ -195,3 +221,25 @@ class Datasets:
                 "dataset.property.created",
                 {"projectId": project_id, "name": name, "datasetId": row["id"], "property": property_name},
             )
+
+
+async def _source_forms(conn: AsyncConnection, dataset_id: int) -> list[dict[str, Any]]:
+    """Forms whose newest published definition feeds the list, with the fields it saves."""
+    newest = (
+        select(
+            form_defs.c.project_id, form_defs.c.xml_form_id, func.max(form_defs.c.form_def_id).label("def_id")
+        )
+        .group_by(form_defs.c.project_id, form_defs.c.xml_form_id)
+        .subquery()
+    )
+    stmt = (
+        select(form_defs.c.xml_form_id, form_defs.c.form_name, form_defs.c.saveto)
+        .join(newest, newest.c.def_id == form_defs.c.form_def_id)
+        .where(form_defs.c.dataset_id == dataset_id)
+        .order_by(form_defs.c.xml_form_id)
+    )
+    rows = (await conn.execute(stmt)).all()
+    return [
+        {"form": {"xmlFormId": r.xml_form_id, "name": r.form_name or r.xml_form_id}, "saveto": r.saveto}
+        for r in rows
+    ]

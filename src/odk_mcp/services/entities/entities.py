@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,6 +25,7 @@ from odk_mcp.kernel.db import Database
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.services.entities.adapters import store
 from odk_mcp.services.entities.adapters.tables import entities, versions
+from odk_mcp.services.entities.adapters.writes import Authorship, Change, add_version, create_entity
 from odk_mcp.services.entities.domain import payloads
 from odk_mcp.services.entities.domain.versions import diffs
 from odk_mcp.services.entities.ports import ProjectDirectory
@@ -101,29 +102,13 @@ class Entities:
             dataset = await store.dataset(conn, project_id, name, lock=True)
             new = payloads.new_entity(body, await store.property_names(conn, dataset["id"]))
             await self._taken(conn, [new.uuid])
-            entity = (
-                (
-                    await conn.execute(
-                        insert(entities)
-                        .values(
-                            dataset_id=dataset["id"],
-                            uuid=new.uuid,
-                            label=new.label,
-                            data=new.data,
-                            version=1,
-                            creator_id=_actor_id(actor),
-                            created_at=func.now(),
-                        )
-                        .returning(entities)
-                    )
-                )
-                .mappings()
-                .one()
+            entity, version = await create_entity(
+                conn,
+                dataset["id"],
+                new.uuid,
+                Change(label=new.label, data=new.data, received=new.data, base_version=None),
+                Authorship(_actor_id(actor), user_agent, {"type": "api"}),
             )
-            version = await self._insert_version(
-                conn, entity, 1, None, new.label, new.data, new.data, actor, user_agent, {"type": "api"}
-            )
-            await store.bump(conn, dataset["id"])
             await record_audit(
                 conn,
                 actor,
@@ -178,41 +163,6 @@ class Entities:
                     "source": source_json["details"],
                 },
             )
-
-    async def _insert_version(
-        self,
-        conn: AsyncConnection,
-        entity: RowMapping,
-        version: int,
-        base_version: int | None,
-        label: str,
-        data: dict[str, str],
-        received: dict[str, str],
-        actor: Actor,
-        user_agent: str | None,
-        source: dict[str, Any],
-        **extra: Any,
-    ) -> RowMapping:
-        stmt = (
-            insert(versions)
-            .values(
-                entity_id=entity["id"],
-                version=version,
-                base_version=base_version,
-                label=label,
-                data=data,
-                data_received=received,
-                resolved=False,
-                creator_id=_actor_id(actor),
-                user_agent=user_agent,
-                source=source,
-                created_at=func.now(),
-                **extra,
-            )
-            .returning(versions)
-        )
-        row: RowMapping = (await conn.execute(stmt)).mappings().one()
-        return row
 
     # -- reading --------------------------------------------------------------------------
     async def open_list(self, actor: Actor, project_id: int, name: str) -> int:
@@ -332,35 +282,17 @@ class Entities:
             label = change.label if change.label is not None else entity["label"]
             data = {**entity["data"], **change.data}
             received = dict(change.data, **({"label": change.label} if change.label is not None else {}))
-            number = entity["version"] + 1
-            conflict = None if options.resolve else entity["conflict"]
-            updated = (
-                (
-                    await conn.execute(
-                        update(entities)
-                        .where(entities.c.id == entity["id"])
-                        .values(
-                            label=label, data=data, version=number, conflict=conflict, updated_at=func.now()
-                        )
-                        .returning(entities)
-                    )
-                )
-                .mappings()
-                .one()
+            change_made = Change(
+                label=label,
+                data=data,
+                received=received,
+                base_version=entity["version"],
+                conflict=None if options.resolve else entity["conflict"],
             )
-            version = await self._insert_version(
-                conn,
-                updated,
-                number,
-                entity["version"],
-                label,
-                data,
-                received,
-                actor,
-                user_agent,
-                {"type": "api"},
+            updated, version = await add_version(
+                conn, entity, change_made, Authorship(_actor_id(actor), user_agent, {"type": "api"})
             )
-            await store.bump(conn, dataset["id"])
+            number = updated["version"]
             await record_audit(
                 conn,
                 actor,

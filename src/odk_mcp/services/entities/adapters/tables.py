@@ -79,3 +79,33 @@ versions = Table(
     Column("branch_base_version", Integer),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+form_defs = Table(
+    "form_defs",
+    metadata,
+    Column("form_def_id", Integer, primary_key=True),
+    Column("project_id", Integer, nullable=False),
+    Column("xml_form_id", Text, nullable=False),
+    Column("form_name", Text),
+    Column("dataset_id", Integer, ForeignKey(datasets.c.id)),
+    Column("actions", ARRAY(Text), nullable=False),
+    Column("spec_version", Text),
+    Column("saveto", JSONB, nullable=False),
+    Column("problem", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+submission_outcomes = Table(
+    "submission_outcomes",
+    metadata,
+    Column("submission_id", BigInteger, primary_key=True),
+    Column("instance_id", Text, primary_key=True),
+    Column("project_id", Integer, nullable=False),
+    Column("xml_form_id", Text, nullable=False),
+    Column("dataset_id", Integer, ForeignKey(datasets.c.id)),
+    Column("entity_uuid", Uuid(as_uuid=False)),
+    Column("outcome", Text, nullable=False),
+    Column("problem", JSONB),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True)),
+)

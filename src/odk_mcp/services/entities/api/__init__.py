@@ -2,12 +2,12 @@
 
 from fastapi import APIRouter
 
-from odk_mcp.services.entities.api import datasets, entities, odata
+from odk_mcp.services.entities.api import datasets, entities, files, odata
 
 
 def router() -> APIRouter:
     api = APIRouter()
     # OData first: `/datasets/{name}.svc` would otherwise be read as a list named "x.svc".
-    for module in (odata, datasets, entities):
+    for module in (odata, files, datasets, entities):
         api.include_router(module.router)
     return api
