@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     max_json_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest JSON request body accepted (413.1 beyond)."
     )
+    max_entity_bulk_bytes: int = Field(
+        default=16_777_216,
+        ge=1024,
+        description="Largest JSON body of POST …/datasets/{name}/entities (bulk entity creation),"
+        " 413.1 beyond.",
+    )
     blob_dir: Path | None = Field(
         default=None,
         description="Where blobs (attachments, uploaded XLSForms) live; default <data_dir>/blobs.",

@@ -306,3 +306,26 @@ async def test_permissions_by_role_and_project(
                     assert response.status_code == 403, (who, method, path, response.status_code)
     anonymous = await client.get(f"{base}/entities")
     assert anonymous.status_code == 401
+
+
+async def test_bulk_bodies_above_the_json_limit_are_taken_up_to_their_own(
+    client: httpx.AsyncClient, admin: Person, project: int, container: Container
+) -> None:
+    await make_list(client, admin, project, properties=["species", "district"])
+    rows = [
+        {"label": f"Tree {i}", "data": {"species": "ash", "district": f"D{i % 90}"}} for i in range(30_000)
+    ]
+    body = {"entities": rows, "source": {"name": "survey.csv", "size": 1.9}}
+    response = await client.post(
+        f"/v1/projects/{project}/datasets/trees/entities", json=body, headers=admin.auth
+    )
+    assert response.status_code == 200, response.text
+    assert len(response.request.content) > 1_048_576
+    assert await counts(container) == (1, 30_000, 30_000)
+    # Other JSON endpoints keep the general limit.
+    big = await client.post(
+        f"/v1/projects/{project}/datasets/trees/properties",
+        json={"name": "x" * 2_000_000},
+        headers=admin.auth,
+    )
+    assert big.status_code == 413 and big.json()["code"] == 413.1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -61,6 +62,10 @@ def _attach(app: FastAPI, container: Container) -> None:
     app.state.mcp = McpHttp(container)
 
 
+# Bulk entity creation takes larger JSON bodies than the rest of the API.
+ENTITY_BULK_PATH = re.compile(r"^/v1/projects/[^/]+/datasets/[^/]+/entities$")
+
+
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
     """The ASGI app. With a container (tests), it is used as is; otherwise the lifespan opens one."""
     settings = container.settings if container is not None else (settings or Settings())
@@ -115,6 +120,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         max_upload_bytes=max(
             settings.max_form_bytes, settings.max_attachment_bytes, settings.max_submission_bytes
         ),
+        json_routes=((ENTITY_BULK_PATH, settings.max_entity_bulk_bytes),),
     )
     if settings.rate_limit.strip():
         app.add_middleware(RateLimitMiddleware, limit=settings.rate_limit)

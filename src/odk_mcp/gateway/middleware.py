@@ -167,10 +167,24 @@ class BodyLimitMiddleware:
     the upload limit here, and each upload endpoint enforces its own exact limit.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        max_upload_bytes: int | None = None,
+        json_routes: tuple[tuple[re.Pattern[str], int], ...] = (),
+    ) -> None:
         self.app = app
         self.max_json = max_bytes
         self.max_upload = max(max_upload_bytes or max_bytes, max_bytes)
+        # Paths whose JSON bodies have their own limit (bulk entity creation).
+        self.json_routes = json_routes
+
+    def _json_limit(self, path: str) -> int:
+        for pattern, limit in self.json_routes:
+            if pattern.match(path):
+                return limit
+        return self.max_json
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -179,7 +193,7 @@ class BodyLimitMiddleware:
         headers = dict(scope["headers"])
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         is_json = content_type in (b"", b"application/json") or content_type.endswith(b"+json")
-        limit = self.max_json if is_json else self.max_upload
+        limit = self._json_limit(scope["path"]) if is_json else self.max_upload
         declared = headers.get(b"content-length")
         if declared is not None:
             try:

@@ -9,9 +9,12 @@ quoted identifiers and literals (psycopg's `sql` composition), never as raw text
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 from collections.abc import AsyncIterator, Sequence
 
-from psycopg import AsyncConnection as PsycopgConnection
+import anyio
+import psycopg
 from psycopg import sql
 from sqlalchemy import select
 
@@ -50,6 +53,72 @@ def _copy_statement(dataset_id: int, property_names: Sequence[str]) -> sql.Compo
     ).format(sql.SQL(", ").join(columns), sql.Literal(dataset_id))
 
 
+def libpq_url(url: str) -> str:
+    """The database URL as libpq takes it (without SQLAlchemy's driver suffix)."""
+    scheme, sep, rest = url.partition("://")
+    return ("postgresql" + sep + rest) if scheme.startswith(("postgresql+", "postgres")) else url
+
+
+class _Copier:
+    """`COPY … TO STDOUT` read by a blocking psycopg connection in its own thread, handed over
+    in CHUNK_BYTES pieces through a small queue. The async driver pays one event-loop turn per
+    COPY row (PostgreSQL sends one message per row); a plain loop in a thread does not, which
+    makes the download run at about COPY speed. The queue's bound keeps memory constant when the
+    client reads slowly; `stop()` ends the thread when the client goes away."""
+
+    def __init__(self, url: str, statement: sql.Composed) -> None:
+        self._url = url
+        self._statement = statement
+        self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=4)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="entity-csv", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def next_chunk(self) -> bytes | None:
+        """The next piece (blocking: call it from a worker thread); None at the end."""
+        while True:
+            try:
+                item = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                if not self._thread.is_alive():
+                    raise RuntimeError("the CSV copy thread ended without finishing") from None
+                continue
+            if isinstance(item, BaseException):
+                raise item
+            return item
+
+    def _put(self, item: bytes | BaseException | None) -> bool:
+        while not self._stopped.is_set():
+            try:
+                self._queue.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            with psycopg.connect(self._url) as conn, conn.cursor() as cursor:
+                buffer = bytearray()
+                with cursor.copy(self._statement) as copy:
+                    for chunk in copy:
+                        buffer += chunk
+                        if len(buffer) >= CHUNK_BYTES:
+                            if not self._put(bytes(buffer)):
+                                return
+                            buffer.clear()
+                if buffer and not self._put(bytes(buffer)):
+                    return
+            self._put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the reading side, which raises it
+            self._put(exc)
+
+
 class DatasetFiles:
     """Implements the forms service's `DatasetAttachments` port, and serves CSV and integrity."""
 
@@ -76,19 +145,16 @@ class DatasetFiles:
         async with self._db.read() as conn:
             dataset = await store.dataset(conn, project_id, filename.removesuffix(".csv"))
             statement = _copy_statement(dataset["id"], await store.property_names(conn, dataset["id"]))
-            raw = await conn.get_raw_connection()
-            driver = raw.driver_connection
-            assert isinstance(driver, PsycopgConnection)
-            buffer = bytearray()
-            async with driver.cursor() as cursor, cursor.copy(statement) as copy:
-                # COPY hands over about one row per chunk: send them in larger pieces.
-                async for chunk in copy:
-                    buffer += chunk
-                    if len(buffer) >= CHUNK_BYTES:
-                        yield bytes(buffer)
-                        buffer.clear()
-            if buffer:
-                yield bytes(buffer)
+        copier = _Copier(libpq_url(self._db.url), statement)
+        copier.start()
+        try:
+            while True:
+                chunk = await anyio.to_thread.run_sync(copier.next_chunk)
+                if chunk is None:
+                    return
+                yield chunk
+        finally:
+            copier.stop()
 
     async def open_csv(self, actor: Actor, project_id: int, name: str) -> str:
         """Authorize a REST CSV download (`entity.list`); the list's ETag."""

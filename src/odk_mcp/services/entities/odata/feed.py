@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from odk_mcp.kernel import problems
 from odk_mcp.kernel.access import Authorizer
@@ -18,7 +21,7 @@ from odk_mcp.kernel.actor import Actor
 from odk_mcp.kernel.clock import iso
 from odk_mcp.kernel.db import Database
 from odk_mcp.kernel.problems import Problem
-from odk_mcp.services.entities.adapters import store
+from odk_mcp.services.entities.adapters.tables import datasets, properties
 from odk_mcp.services.entities.odata.columns import Columns
 from odk_mcp.services.entities.odata.metadata import edmx
 from odk_mcp.services.entities.odata.query import Page, count_query, encode_token, parse_page, rows_query
@@ -69,6 +72,20 @@ def row_json(row: RowMapping, columns: Columns, selected: frozenset[str] | None)
     return out
 
 
+async def _list_columns(conn: AsyncConnection, project_id: int, name: str) -> tuple[int, Columns]:
+    """The list's id and fields, in one query (404.1 when the project has no such list)."""
+    names = (
+        select(func.array_agg(aggregate_order_by(properties.c.name, properties.c.id)))
+        .where(properties.c.dataset_id == datasets.c.id)
+        .scalar_subquery()
+    )
+    stmt = select(datasets.c.id, names).where(datasets.c.project_id == project_id, datasets.c.name == name)
+    row = (await conn.execute(stmt)).first()
+    if row is None:
+        raise Problem(problems.NOT_FOUND)
+    return int(row[0]), Columns.of(list(row[1] or ()))
+
+
 class EntityFeed:
     def __init__(
         self, db: Database, authorizer: Authorizer, projects: ProjectDirectory, public_url: str
@@ -78,13 +95,15 @@ class EntityFeed:
         self._projects = projects
         self.public_url = public_url
 
-    async def _columns(self, actor: Actor, project_id: int, name: str) -> tuple[int, Columns]:
+    async def _authorize(self, actor: Actor, project_id: int) -> None:
         self._authz.require(actor, "entity.list", project_id)
         if not await self._projects.project_exists(project_id):
             raise Problem(problems.NOT_FOUND)
+
+    async def _columns(self, actor: Actor, project_id: int, name: str) -> tuple[int, Columns]:
+        await self._authorize(actor, project_id)
         async with self._db.read() as conn:
-            dataset = await store.dataset(conn, project_id, name)
-            return int(dataset["id"]), Columns.of(await store.property_names(conn, dataset["id"]))
+            return await _list_columns(conn, project_id, name)
 
     async def service_document(self, actor: Actor, project_id: int, name: str) -> dict[str, Any]:
         await self._columns(actor, project_id, name)
@@ -102,11 +121,13 @@ class EntityFeed:
         self, actor: Actor, project_id: int, name: str, request: FeedRequest
     ) -> AsyncIterator[bytes]:
         """Check everything (rights, options, the query itself) before the first byte, then stream."""
-        dataset_id, columns = await self._columns(actor, project_id, name)
-        page = parse_page(request.params, columns)
+        await self._authorize(actor, project_id)
         total = None
         try:
             async with self._db.read() as conn:
+                # One connection for the list, its properties, the count and the page.
+                dataset_id, columns = await _list_columns(conn, project_id, name)
+                page = parse_page(request.params, columns)
                 if page.count:
                     total = int((await conn.execute(count_query(dataset_id, page))).scalar_one())
                 if page.top is not None:
