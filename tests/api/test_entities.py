@@ -149,12 +149,15 @@ async def test_entity_lifecycle_versions_diffs_and_audits(
     assert (await client.delete(f"{base}/{uid}", headers=admin.auth)).json() == {"success": True}
     assert (await client.get(f"{base}/{uid}", headers=admin.auth)).status_code == 404
     assert (await client.get(base, headers=admin.auth)).json() == []
+    odata = f"/v1/projects/{project}/datasets/trees.svc/Entities?$count=true&$top=0"
+    assert (await client.get(odata, headers=admin.auth)).json()["@odata.count"] == 0
     deleted = (await client.get(f"{base}?deleted=true", headers=admin.auth)).json()
     assert [e["uuid"] for e in deleted] == [uid] and deleted[0]["deletedAt"] is not None
     reuse = await client.post(base, json={"uuid": uid, "label": "x", "data": {}}, headers=admin.auth)
     assert reuse.status_code == 409 and reuse.json()["code"] == 409.19
     assert (await client.post(f"{base}/{uid}/restore", headers=admin.auth)).json() == {"success": True}
     assert (await client.get(f"{base}/{uid}", headers=admin.auth)).json()["currentVersion"]["version"] == 3
+    assert (await client.get(odata, headers=admin.auth)).json()["@odata.count"] == 1
 
     audits = (await client.get(f"{base}/{uid}/audits", headers=admin.auth)).json()
     assert [a["action"] for a in audits] == [

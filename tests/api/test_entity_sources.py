@@ -75,6 +75,8 @@ async def test_events_delivered_twice_apply_once(
         await client.get(f"/v1/projects/{project}/datasets/trees/entities/{oak}", headers=admin.auth)
     ).json()
     assert entity["currentVersion"]["version"] == 2 and entity["currentVersion"]["data"]["height"] == "4"
+    odata = f"/v1/projects/{project}/datasets/trees.svc/Entities?$count=true&$top=0"
+    assert (await client.get(odata, headers=admin.auth)).json()["@odata.count"] == 1
     async with container.db.read() as conn:
         counts = (
             await conn.execute(

@@ -98,6 +98,7 @@ class Datasets:
                             approval_required=approval_required,
                             owner_only=False,
                             revision=0,
+                            live_entities=0,
                             created_by=actor.id if actor.id > 0 else None,
                             created_at=func.now(),
                         )

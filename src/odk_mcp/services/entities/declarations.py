@@ -109,6 +109,7 @@ class FormDeclarations:
                             approval_required=False,
                             owner_only=False,
                             revision=0,
+                            live_entities=0,
                             created_at=func.now(),
                         )
                         .returning(datasets)

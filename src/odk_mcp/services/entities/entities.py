@@ -142,7 +142,7 @@ class Entities:
             if result.rowcount != len(rows):
                 # A UUID was taken by a concurrent request after the check: nothing is kept.
                 raise Problem(problems.UNIQUENESS_VIOLATION, "Some entity UUIDs were taken meanwhile.")
-            await store.bump(conn, dataset["id"])
+            await store.bump(conn, dataset["id"], live_delta=len(rows))
             await record_audit(
                 conn,
                 actor,
@@ -362,7 +362,7 @@ class Entities:
                 .where(entities.c.id == entity["id"])
                 .values(deleted_at=func.now() if deleted else None)
             )
-            await store.bump(conn, dataset["id"])
+            await store.bump(conn, dataset["id"], live_delta=-1 if deleted else 1)
             await record_audit(
                 conn,
                 actor,

@@ -64,6 +64,9 @@ def _submitter(snapshot: SubmissionSnapshot) -> Actor | None:
 
 class SubmissionEntities:
     async def handle(self, conn: AsyncConnection, event: Event) -> None:
+        def_id = event.payload.get("formDefId")
+        if def_id is not None and not await self._declares(conn, int(def_id)):
+            return  # most forms declare no entities: one indexed lookup, no snapshot
         snapshot = await read_snapshot(conn, int(event.payload["submissionId"]))
         if snapshot is None or snapshot.draft or snapshot.deleted_at is not None:
             return
@@ -96,6 +99,12 @@ class SubmissionEntities:
                 await self._record(conn, snapshot, dataset["id"], "pending", None)
             return
         await self.apply(conn, snapshot, declared, dataset)
+
+    async def _declares(self, conn: AsyncConnection, def_id: int) -> bool:
+        stmt = select(form_defs.c.form_def_id).where(
+            form_defs.c.form_def_id == def_id, form_defs.c.dataset_id.is_not(None)
+        )
+        return (await conn.execute(stmt)).first() is not None
 
     async def apply(
         self, conn: AsyncConnection, snapshot: SubmissionSnapshot, declared: RowMapping, dataset: RowMapping

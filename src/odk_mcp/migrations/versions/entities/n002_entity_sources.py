@@ -1,5 +1,6 @@
-"""entities schema: the entity declarations of published forms, and what each submission did
-to entities (the idempotence record of the submission consumer, and the approval queue).
+"""entities schema: the entity declarations of published forms, what each submission did to
+entities (the idempotence record of the submission consumer, and the approval queue), and the
+count of live entities per list.
 
 Revision ID: n002
 """
@@ -13,6 +14,12 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # The live entities of each list, kept with every change: OData's unfiltered $count.
+    op.execute("ALTER TABLE entities.datasets ADD COLUMN live_entities bigint NOT NULL DEFAULT 0")
+    op.execute(
+        "UPDATE entities.datasets d SET live_entities ="
+        " (SELECT count(*) FROM entities.entities e WHERE e.dataset_id = d.id AND e.deleted_at IS NULL)"
+    )
     op.execute(
         """
         CREATE TABLE entities.form_defs (
@@ -56,3 +63,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP TABLE entities.submission_outcomes")
     op.execute("DROP TABLE entities.form_defs")
+    op.execute("ALTER TABLE entities.datasets DROP COLUMN live_entities")

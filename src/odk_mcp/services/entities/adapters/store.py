@@ -29,10 +29,13 @@ async def property_names(conn: AsyncConnection, dataset_id: int) -> list[str]:
     return list((await conn.execute(stmt)).scalars().all())
 
 
-async def bump(conn: AsyncConnection, dataset_id: int) -> None:
-    """A list's entities or properties changed: its manifest hash and CSV ETag change too."""
+async def bump(conn: AsyncConnection, dataset_id: int, live_delta: int = 0) -> None:
+    """A list's entities or properties changed: its manifest hash and CSV ETag change too.
+    `live_delta` keeps the count of live entities (OData's unfiltered `$count`) exact."""
     await conn.execute(
-        update(datasets).where(datasets.c.id == dataset_id).values(revision=datasets.c.revision + 1)
+        update(datasets)
+        .where(datasets.c.id == dataset_id)
+        .values(revision=datasets.c.revision + 1, live_entities=datasets.c.live_entities + live_delta)
     )
 
 

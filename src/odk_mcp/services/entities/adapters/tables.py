@@ -28,6 +28,7 @@ datasets = Table(
     Column("approval_required", Boolean, nullable=False),
     Column("owner_only", Boolean, nullable=False),
     Column("revision", BigInteger, nullable=False),
+    Column("live_entities", BigInteger, nullable=False),
     Column("created_by", Integer),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True)),

@@ -92,7 +92,7 @@ async def create_entity(
     )
     entity: RowMapping = (await conn.execute(stmt)).mappings().one()
     version = await _version(conn, entity["id"], 1, change, by)
-    await store.bump(conn, dataset_id)
+    await store.bump(conn, dataset_id, live_delta=1)
     return entity, version
 
 

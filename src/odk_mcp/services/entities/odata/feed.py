@@ -72,18 +72,27 @@ def row_json(row: RowMapping, columns: Columns, selected: frozenset[str] | None)
     return out
 
 
-async def _list_columns(conn: AsyncConnection, project_id: int, name: str) -> tuple[int, Columns]:
-    """The list's id and fields, in one query (404.1 when the project has no such list)."""
+@dataclass(frozen=True)
+class _List:
+    id: int
+    columns: Columns
+    live_entities: int
+
+
+async def _list_columns(conn: AsyncConnection, project_id: int, name: str) -> _List:
+    """The list's id, fields and live count, in one query (404.1 when there is no such list)."""
     names = (
         select(func.array_agg(aggregate_order_by(properties.c.name, properties.c.id)))
         .where(properties.c.dataset_id == datasets.c.id)
         .scalar_subquery()
     )
-    stmt = select(datasets.c.id, names).where(datasets.c.project_id == project_id, datasets.c.name == name)
+    stmt = select(datasets.c.id, names, datasets.c.live_entities).where(
+        datasets.c.project_id == project_id, datasets.c.name == name
+    )
     row = (await conn.execute(stmt)).first()
     if row is None:
         raise Problem(problems.NOT_FOUND)
-    return int(row[0]), Columns.of(list(row[1] or ()))
+    return _List(int(row[0]), Columns.of(list(row[1] or ())), int(row[2]))
 
 
 class EntityFeed:
@@ -100,10 +109,10 @@ class EntityFeed:
         if not await self._projects.project_exists(project_id):
             raise Problem(problems.NOT_FOUND)
 
-    async def _columns(self, actor: Actor, project_id: int, name: str) -> tuple[int, Columns]:
+    async def _columns(self, actor: Actor, project_id: int, name: str) -> Columns:
         await self._authorize(actor, project_id)
         async with self._db.read() as conn:
-            return await _list_columns(conn, project_id, name)
+            return (await _list_columns(conn, project_id, name)).columns
 
     async def service_document(self, actor: Actor, project_id: int, name: str) -> dict[str, Any]:
         await self._columns(actor, project_id, name)
@@ -114,7 +123,7 @@ class EntityFeed:
         }
 
     async def metadata(self, actor: Actor, project_id: int, name: str) -> bytes:
-        _, columns = await self._columns(actor, project_id, name)
+        columns = await self._columns(actor, project_id, name)
         return edmx(name, list(columns.properties))
 
     async def entities(
@@ -126,9 +135,12 @@ class EntityFeed:
         try:
             async with self._db.read() as conn:
                 # One connection for the list, its properties, the count and the page.
-                dataset_id, columns = await _list_columns(conn, project_id, name)
+                found = await _list_columns(conn, project_id, name)
+                dataset_id, columns = found.id, found.columns
                 page = parse_page(request.params, columns)
-                if page.count:
+                if page.count and page.condition is None:
+                    total = found.live_entities  # kept exact by every change
+                elif page.count:
                     total = int((await conn.execute(count_query(dataset_id, page))).scalar_one())
                 if page.top is not None:
                     rows = list((await conn.execute(rows_query(dataset_id, page))).mappings().all())

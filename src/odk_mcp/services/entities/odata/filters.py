@@ -13,7 +13,7 @@ from odata_query import ast
 from odata_query import exceptions as odata_errors
 from odata_query.grammar import ODataLexer, ODataParser
 from odata_query.sqlalchemy.core import AstToSqlAlchemyCoreVisitor
-from sqlalchemy import Float, Integer, Numeric, String, case, cast
+from sqlalchemy import DateTime, Float, Integer, Numeric, String, case, cast
 from sqlalchemy.sql.elements import ColumnElement
 
 from odk_mcp.kernel import problems
@@ -31,6 +31,10 @@ def _numeric(expr: Any) -> Any:
 
 def _is_number(expr: Any) -> bool:
     return isinstance(getattr(expr, "type", None), (Integer, Numeric, Float))
+
+
+def _is_time(expr: Any) -> bool:
+    return isinstance(getattr(expr, "type", None), DateTime)
 
 
 def _is_text(expr: Any) -> bool:
@@ -63,6 +67,10 @@ class _Visitor(AstToSqlAlchemyCoreVisitor):
             left = _numeric(left)
         elif _is_number(left) and _is_text(right):
             right = _numeric(right)
+        elif _is_time(left) and _is_text(right):
+            right = cast(right, DateTime(timezone=True))  # a quoted date; a bad one fails as 400.18
+        elif _is_text(left) and _is_time(right):
+            left = cast(left, DateTime(timezone=True))
         return self.visit(node.comparator)(left, right)
 
 
