@@ -35,9 +35,11 @@ async def test_rows_follow_every_change_of_a_submission(
     pid = await create_project(client, admin)
     await publish_household(client, admin, pid)
     await submit(client, admin.auth, pid, Household("uuid:h1"))
-    # One delivery of the receipt per consumer of it (the read model's, and the webhooks').
+    # One delivery of the receipt per consumer of it (the read model's, and the webhooks'), and
+    # of the publication per consumer of that (the entities service's).
     receivers = [c for c in map(container.consumers.get, container.consumers.names) if c is not None]
-    assert await catch_up(container) == sum("submission.received" in c.events for c in receivers)
+    expected = sum(("submission.received" in c.events) + ("form.published" in c.events) for c in receivers)
+    assert await catch_up(container) == expected
 
     roots, repeats = await read_model(container)
     assert len(roots) == 1
