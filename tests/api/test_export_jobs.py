@@ -5,6 +5,7 @@ often is failed with a reason, never left running."""
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from datetime import UTC, datetime, timedelta
 
@@ -144,3 +145,20 @@ async def test_exports_are_audited(client: httpx.AsyncClient, container: Contain
     details = [a["details"] for a in audits.json()]
     assert {d["format"] for d in details} == {"csv", "xlsx"}
     assert any("job" in d and d["options"]["groupPaths"] is False for d in details)
+
+
+async def test_sweep_removes_files_a_crash_left_behind(
+    client: httpx.AsyncClient, container: Container, admin: Person
+) -> None:
+    jobs = container.exports.jobs
+    spool = container.exports.spool
+    spool.mkdir(parents=True, exist_ok=True)
+    old, fresh = spool / "old.xlsx", spool / "fresh.xlsx"
+    part = jobs.path("00000000-0000-0000-0000-000000000000").with_suffix(".part")
+    for path in (old, fresh, part):
+        path.write_bytes(b"x")
+    long_ago = (datetime.now(UTC) - timedelta(days=3)).timestamp()
+    os.utime(old, (long_ago, long_ago))
+    os.utime(part, (long_ago, long_ago))
+    await jobs.sweep()
+    assert not old.exists() and not part.exists() and fresh.exists()

@@ -19,7 +19,7 @@ import json
 import uuid
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -372,7 +372,24 @@ class ExportJobs:
             )
         for job_id in expired:
             self.path(job_id).unlink(missing_ok=True)
+        await asyncio.to_thread(self._sweep_leftovers, now)
         return len(expired)
+
+    def _sweep_leftovers(self, now: datetime | None) -> None:
+        """Files a crashed process left behind: spooled downloads and partial job files older
+        than the jobs' lifetime (live ones are minutes old, and spooled ones are unlinked as
+        soon as they are being sent)."""
+        cutoff = (now or datetime.now(UTC)) - self._settings.ttl
+        for pattern, folder in (
+            ("*", self._settings.directory / "spool"),
+            ("*.part", self._settings.directory),
+        ):
+            if not folder.is_dir():
+                continue
+            for leftover in folder.glob(pattern):
+                with suppress(FileNotFoundError):
+                    if datetime.fromtimestamp(leftover.stat().st_mtime, UTC) < cutoff and leftover.is_file():
+                        leftover.unlink()
 
 
 def _json(value: Any) -> str:
