@@ -38,7 +38,12 @@ or next to this interpreter), the server is then sampled by py-spy (50 Hz, raw c
 thread; sampling slows the server) during a further submit phase at 32 and at 1 client(s), and the
 event-loop thread's hottest functions are printed.
 
-Usage: python bench/ingestion.py [--rounds 5] [--seconds 4] [--profile DIR]   (≈ 5.5 min as given)
+With `--no-worker` the server runs without its in-process event worker
+(`ODK_MCP_WORKER_IN_PROCESS=false`): events are written but stay pending, so the figures are
+ingestion alone, without the event consumers (read model, webhooks) that otherwise share the
+process's CPU.
+
+Usage: python bench/ingestion.py [--rounds 5] [--seconds 4] [--profile DIR] [--no-worker]   (≈ 5.5 min)
 """
 
 from __future__ import annotations
@@ -613,11 +618,14 @@ def server_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_server(data_dir: Path, port: int, log: Path, worker: bool = True) -> subprocess.Popen[bytes]:
+    extra = {"ODK_MCP_LOG_LEVEL": "INFO"}
+    if not worker:
+        extra["ODK_MCP_WORKER_IN_PROCESS"] = "false"
     with log.open("ab") as out:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "odk_mcp", "serve", "--port", str(port), "--data-dir", str(data_dir)],
-            env=server_env(ODK_MCP_LOG_LEVEL="INFO"),
+            env=server_env(**extra),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -768,6 +776,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per phase")
     parser.add_argument("--profile", type=Path, help="directory for py-spy raw profiles (optional)")
+    parser.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="serve without the in-process event worker: events stay pending (ingestion alone)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     loads = [os.getloadavg()]
@@ -776,7 +789,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="odk-ingestion-") as tmp:
         data_dir, log = Path(tmp) / "data", Path(tmp) / "server.log"
         host, port = "127.0.0.1", free_port()
-        server = start_server(data_dir, port, log)
+        server = start_server(data_dir, port, log, worker=not args.no_worker)
         pg = EmbeddedPostgres(data_dir / "pgdata")
         try:
             token, project_id = set_up(f"http://{host}:{port}", data_dir)
@@ -806,7 +819,10 @@ def main() -> None:
                 after = row_counts(conn)
                 per_submission = {k: after[k] - before[k] for k in after}
                 template = template_of(conn, sample_id)
-            print(f"odk-mcp serve pid {server.pid} on {host}:{port}; PostgreSQL {settings}")
+            print(
+                f"odk-mcp serve pid {server.pid} on {host}:{port}"
+                f"{' without its event worker' if args.no_worker else ''}; PostgreSQL {settings}"
+            )
             print(
                 f"submission: {requests.xml_bytes} B XML, {requests.body_length} B multipart body; "
                 f"rows written per submission: {per_submission}"
