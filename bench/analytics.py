@@ -125,7 +125,7 @@ async def sql(container: Container, query: str, form_id: int) -> Any:
         return (await conn.execute(text(query), {"form_id": form_id})).all()
 
 
-async def run(url: str, data_dir: Path, rows: int, rounds: int) -> None:
+async def run(url: str, data_dir: Path, rows: int, rounds: int, quality: bool) -> None:
     settings = Settings(database_url=url, data_dir=data_dir)  # type: ignore[call-arg]
     container = build_container(settings, url)
     pid = await publish(container)
@@ -158,6 +158,12 @@ async def run(url: str, data_dir: Path, rows: int, rounds: int) -> None:
     for name, values in samples.items():
         print(f"{name:<56} {statistics.median(values):>8.2f}")
 
+    if quality:
+        await quality_scan(container, pid)
+    await container.db.dispose()
+
+
+async def quality_scan(container: Container, pid: int) -> None:
     start = time.perf_counter()
     frames = FormFrames(container.aggregation.read_model)
     loaded = await frames.load(await frames.form(SYSTEM, pid, FORM_ID))
@@ -175,7 +181,6 @@ async def run(url: str, data_dir: Path, rows: int, rounds: int) -> None:
     )
     print(f"  baseline: plain Polars group-by count on the loaded frame {group_seconds:.3f} s")
     print(f"  findings by rule: {result.by_rule}")
-    await container.db.dispose()
 
 
 def precision_recall() -> None:
@@ -208,15 +213,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-scan", action="store_true", help="skip the full quality scan")
     args = parser.parse_args()
     configure_logging("ERROR", json_lines=True)
-    precision_recall()
+    if not args.no_scan:
+        precision_recall()
     with tempfile.TemporaryDirectory() as tmp:
         server = EmbeddedPostgres(Path(tmp) / "pgdata")
         url = server.start()
         try:
             migrations.upgrade(url)
-            asyncio.run(run(url, Path(tmp), args.rows, args.rounds))
+            asyncio.run(run(url, Path(tmp), args.rows, args.rounds, not args.no_scan))
         finally:
             server.stop()
 

@@ -18,7 +18,7 @@ from odk_mcp.kernel import problems
 from odk_mcp.kernel.actor import Actor
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.services.aggregation import FormData, ReadModel
-from odk_mcp.services.analytics.adapters.frames import load_frame
+from odk_mcp.services.analytics.adapters.frames import Column, count_groups, load_frame
 from odk_mcp.services.analytics.domain.errors import AnalysisError
 from odk_mcp.services.analytics.domain.fields import FieldIndex
 from odk_mcp.services.forms import Field
@@ -54,9 +54,15 @@ class FormFrames:
         return await self._read.form(actor, project_id, xml_form_id, draft=False)
 
     async def load(
-        self, form: FormData, paths: Sequence[str] | None = None, odata_filter: str | None = None
+        self,
+        form: FormData,
+        paths: Sequence[str] | None = None,
+        odata_filter: str | None = None,
+        meta: Sequence[str] | None = None,
+        ordered: bool = True,
     ) -> FormFrame:
-        """The form's rows with the given fields (every root-level field when None)."""
+        """The form's rows with the given fields (every root-level field when None) and
+        metadata columns (all when None), oldest first when `ordered`."""
         fields = FieldIndex.of(form.all_fields)
         try:
             wanted: list[Field] = (
@@ -67,5 +73,13 @@ class FormFrames:
         except AnalysisError as error:
             raise problem_of(error) from error
         conditions = self._read.submission_conditions(form, odata_filter)
-        frame = await load_frame(self._read.db, conditions, wanted)
+        frame = await load_frame(self._read.db, conditions, wanted, meta, ordered)
         return FormFrame(form, fields, frame)
+
+    async def counts(
+        self, form: FormData, columns: Sequence[Column], odata_filter: str | None = None
+    ) -> pl.DataFrame:
+        """Counts of the submissions grouped by SQL `columns`, computed by PostgreSQL."""
+        return await count_groups(
+            self._read.db, self._read.submission_conditions(form, odata_filter), columns
+        )

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
+import pyarrow as pa
+
 from odk_mcp.kernel.actor import Actor
-from odk_mcp.services.analytics.domain.fields import META_COLUMNS
+from odk_mcp.services.analytics.adapters.frames import answer_text
+from odk_mcp.services.analytics.domain.fields import META_COLUMNS, FieldIndex, Kind, kind_of
 from odk_mcp.services.analytics.domain.survey import Design
 from odk_mcp.services.analytics.loading import FormFrame, FormFrames, compute
 
@@ -39,7 +42,8 @@ class Statistics:
     ) -> FormFrame:
         form = await self._frames.form(actor, project_id, xml_form_id)
         wanted = [p for p in paths if p is not None and p not in META_COLUMNS]
-        return await self._frames.load(form, wanted, odata_filter)
+        meta = [p for p in paths if p is not None and p in META_COLUMNS]
+        return await self._frames.load(form, wanted, odata_filter, meta=meta, ordered=False)
 
     async def crosstab(
         self,
@@ -52,9 +56,19 @@ class Statistics:
         suppress_below: int | None = None,
         odata_filter: str | None = None,
     ) -> Crosstab:
-        data = await self._load(actor, project_id, xml_form_id, [row, col], odata_filter)
-        from odk_mcp.services.analytics.domain.crosstab import crosstab
+        from odk_mcp.services.analytics.domain.crosstab import crosstab, crosstab_of_counts
 
+        form = await self._frames.form(actor, project_id, xml_form_id)
+        fields = FieldIndex.of(form.all_fields)
+        single = all(p in _paths(fields) and kind_of(fields.get(p)) is Kind.CATEGORICAL for p in (row, col))
+        if single:
+            # Two single-choice questions: PostgreSQL counts the pairs, only the table leaves it.
+            columns = [("r", answer_text(row), pa.string()), ("c", answer_text(col), pa.string())]
+            counts = await self._frames.counts(form, columns, odata_filter)
+            return await compute(lambda: crosstab_of_counts(counts, fields, row, col, test, suppress_below))
+        data = await self._frames.load(
+            form, [p for p in (row, col) if p in _paths(fields)], odata_filter, [], False
+        )
         return await compute(lambda: crosstab(data.frame, data.fields, row, col, test, suppress_below))
 
     async def compare(
@@ -114,7 +128,20 @@ class Statistics:
         time_zone: str = "UTC",
         odata_filter: str | None = None,
     ) -> TimeSeries:
-        data = await self._load(actor, project_id, xml_form_id, [], odata_filter)
-        from odk_mcp.services.analytics.domain.timeseries import timeseries
+        from odk_mcp.services.analytics.domain.timeseries import check_time_zone, timeseries_of_counts
 
-        return await compute(lambda: timeseries(data.frame, interval, split_by, time_zone))
+        form = await self._frames.form(actor, project_id, xml_form_id)
+        await compute(lambda: check_time_zone(time_zone))
+        unit = "week" if interval == "week" else "day"
+        zone = "'" + time_zone.replace("'", "''") + "'"
+        keys = {"none": "NULL::text", "enumerator": "submitter_id::text", "form_version": "form_version"}
+        columns = [
+            ("period", f"(date_trunc('{unit}', created_at AT TIME ZONE {zone}))::date", pa.date32()),
+            ("key", keys[split_by], pa.string()),
+        ]
+        counts = (await self._frames.counts(form, columns, odata_filter)).rename({"n": "len"})
+        return await compute(lambda: timeseries_of_counts(counts, interval, split_by, time_zone))
+
+
+def _paths(fields: FieldIndex) -> set[str]:
+    return {f.path for f in fields.fields}

@@ -62,27 +62,74 @@ def field_column(field: Field) -> tuple[str, pa.DataType]:
     return f"data ->> {key}", pa.string()
 
 
+Column = tuple[str, str, pa.DataType]  # output name, SQL expression, Arrow type
+
+
+def meta_columns(names: Sequence[str] | None = None) -> list[Column]:
+    """Submission metadata columns (all of them when `names` is None)."""
+    return [c for c in _META if names is None or c[0] in names]
+
+
+def field_columns(fields: Sequence[Field]) -> list[Column]:
+    return [(f.path, *field_column(f)) for f in fields]
+
+
+def answer_text(path: str) -> str:
+    """A field's answer as trimmed text, empty as NULL (for grouping in SQL)."""
+    return f"NULLIF(btrim(data ->> {_quoted(path)}), '')"
+
+
 async def load_frame(
-    db: Database, conditions: Sequence[ColumnElement[bool]], fields: Sequence[Field]
+    db: Database,
+    conditions: Sequence[ColumnElement[bool]],
+    fields: Sequence[Field],
+    meta: Sequence[str] | None = None,
+    ordered: bool = True,
 ) -> pl.DataFrame:
-    """The form's selected rows (oldest first): metadata columns plus one column per field."""
+    """The form's selected rows (oldest first when `ordered`): the metadata columns named in
+    `meta` (all when None) plus one column per field."""
     async with db.read() as conn:
-        return await load_frame_on(conn, conditions, fields)
+        return await load_frame_on(conn, conditions, fields, meta, ordered)
 
 
 async def load_frame_on(
-    conn: AsyncConnection, conditions: Sequence[ColumnElement[bool]], fields: Sequence[Field]
+    conn: AsyncConnection,
+    conditions: Sequence[ColumnElement[bool]],
+    fields: Sequence[Field],
+    meta: Sequence[str] | None = None,
+    ordered: bool = True,
 ) -> pl.DataFrame:
     """`load_frame` on a given connection (inside its transaction, e.g. an event delivery's)."""
-    names = [name for name, _, _ in _META] + [f.path for f in fields]
-    sqls = [sql for _, sql, _ in _META] + [field_column(f)[0] for f in fields]
-    types = [kind for _, _, kind in _META] + [field_column(f)[1] for f in fields]
-    aliases = [f"c{i}" for i in range(len(names))]
-    stmt: Any = (
-        select(*[literal_column(sql).label(alias) for sql, alias in zip(sqls, aliases, strict=True)])
-        .where(*conditions)
-        .order_by(literal_column("created_at"), literal_column("submission_id"))
+    return await copy_query(conn, meta_columns(meta) + field_columns(fields), conditions, ordered=ordered)
+
+
+async def count_groups(
+    db: Database, conditions: Sequence[ColumnElement[bool]], columns: Sequence[Column]
+) -> pl.DataFrame:
+    """`SELECT columns…, count(*) AS n … GROUP BY columns`: aggregation done by PostgreSQL."""
+    async with db.read() as conn:
+        return await copy_query(
+            conn, [*columns, ("n", "count(*)", pa.int64())], conditions, group_by=len(columns)
+        )
+
+
+async def copy_query(
+    conn: AsyncConnection,
+    columns: Sequence[Column],
+    conditions: Sequence[ColumnElement[bool]],
+    ordered: bool = False,
+    group_by: int = 0,
+) -> pl.DataFrame:
+    names = [c[0] for c in columns]
+    types = [c[2] for c in columns]
+    aliases = [f"c{i}" for i in range(len(columns))]
+    stmt: Any = select(*[literal_column(c[1]).label(a) for c, a in zip(columns, aliases, strict=True)]).where(
+        *conditions
     )
+    if group_by:
+        stmt = stmt.group_by(*[literal_column(str(i + 1)) for i in range(group_by)])
+    if ordered:
+        stmt = stmt.order_by(literal_column("created_at"), literal_column("submission_id"))
     buffer = io.BytesIO()
     sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
     raw = await conn.get_raw_connection()
@@ -105,7 +152,9 @@ async def load_frame_on(
     )
     frame = pl.from_arrow(table.rename_columns(names))
     assert isinstance(frame, pl.DataFrame)
-    return frame.with_columns(pl.col(CREATED_AT).cast(pl.Datetime("us", "UTC")))
+    if CREATED_AT in names:
+        frame = frame.with_columns(pl.col(CREATED_AT).cast(pl.Datetime("us", "UTC")))
+    return frame
 
 
 def _polars_schema(names: list[str], types: list[pa.DataType]) -> dict[str, pl.DataType]:
@@ -115,6 +164,8 @@ def _polars_schema(names: list[str], types: list[pa.DataType]) -> dict[str, pl.D
             mapping[name] = pl.Datetime("us", "UTC")
         elif kind == pa.int64():
             mapping[name] = pl.Int64()
+        elif kind == pa.date32():
+            mapping[name] = pl.Date()
         elif kind == pa.float64():
             mapping[name] = pl.Float64()
         else:

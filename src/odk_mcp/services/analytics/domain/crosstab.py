@@ -20,6 +20,7 @@ from scipy import stats
 
 from odk_mcp.services.analytics.domain.categorical import answers
 from odk_mcp.services.analytics.domain.fields import FieldIndex, Kind, category_order, kind_of
+from odk_mcp.services.forms import Field
 
 TestChoice = Literal["auto", "chi2", "fisher", "none"]
 FISHER_RESAMPLES = 9999
@@ -78,6 +79,14 @@ def contingency(
         )
         answered = both.height
         grouped = both.group_by("r", "c").len()
+    table, row_cats, col_cats = table_of(grouped, row_field, col_field)
+    return table, row_cats, col_cats, frame.height - answered, multiple
+
+
+def table_of(
+    grouped: pl.DataFrame, row_field: Field, col_field: Field
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """The count table from (r, c, count) rows of answered pairs, in the form's choice order."""
     row_cats = category_order(row_field, grouped["r"].unique().to_list())
     col_cats = category_order(col_field, grouped["c"].unique().to_list())
     table = np.zeros((len(row_cats), len(col_cats)), dtype=np.int64)
@@ -85,7 +94,25 @@ def contingency(
     c_index = {v: i for i, v in enumerate(col_cats)}
     for r, c, count in grouped.iter_rows():
         table[r_index[r], c_index[c]] = count
-    return table, row_cats, col_cats, frame.height - answered, multiple
+    return table, row_cats, col_cats
+
+
+def crosstab_of_counts(
+    counts: pl.DataFrame,
+    fields: FieldIndex,
+    row: str,
+    col: str,
+    test: TestChoice = "auto",
+    suppress_below: int | None = None,
+) -> Crosstab:
+    """A crosstab of two single-choice questions from counts already grouped (by PostgreSQL):
+    columns r, c (null when unanswered) and n."""
+    row_field = fields.require(row, [Kind.CATEGORICAL], "row variable")
+    col_field = fields.require(col, [Kind.CATEGORICAL], "column variable")
+    answered = counts.filter(pl.col("r").is_not_null() & pl.col("c").is_not_null())
+    table, row_cats, col_cats = table_of(answered, row_field, col_field)
+    missing = int(counts["n"].sum()) - int(answered["n"].sum())
+    return _result(table, row_cats, col_cats, missing, False, row, col, test, suppress_below)
 
 
 def independence_test(table: np.ndarray, choice: TestChoice) -> tuple[IndependenceTest | None, float | None]:
@@ -134,6 +161,20 @@ def crosstab(
     suppress_below: int | None = None,
 ) -> Crosstab:
     table, row_cats, col_cats, missing, multiple = contingency(frame, fields, row, col)
+    return _result(table, row_cats, col_cats, missing, multiple, row, col, test, suppress_below)
+
+
+def _result(
+    table: np.ndarray,
+    row_cats: list[str],
+    col_cats: list[str],
+    missing: int,
+    multiple: bool,
+    row: str,
+    col: str,
+    test: TestChoice,
+    suppress_below: int | None,
+) -> Crosstab:
     keep_rows = table.sum(axis=1) > 0
     keep_cols = table.sum(axis=0) > 0
     table = table[keep_rows][:, keep_cols]

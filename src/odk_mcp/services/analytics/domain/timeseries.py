@@ -44,10 +44,7 @@ def timeseries(
     frame: pl.DataFrame, interval: Interval = "day", split_by: SplitBy = "none", time_zone: str = "UTC"
 ) -> TimeSeries:
     every = {"day": "1d", "week": "1w"}[interval]
-    try:
-        ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise AnalysisError("unknownTimeZone", f"Unknown time zone {time_zone!r}.") from error
+    check_time_zone(time_zone)
     local = pl.col(CREATED_AT).dt.convert_time_zone(time_zone)
     key = pl.col(_SPLIT_COLUMNS[split_by]).cast(pl.String) if split_by != "none" else pl.lit(None, pl.String)
     counted = (
@@ -55,6 +52,21 @@ def timeseries(
         .group_by("period", "key")
         .len()
     )
+    return timeseries_of_counts(counted, interval, split_by, time_zone)
+
+
+def check_time_zone(time_zone: str) -> None:
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise AnalysisError("unknownTimeZone", f"Unknown time zone {time_zone!r}.") from error
+
+
+def timeseries_of_counts(
+    counted: pl.DataFrame, interval: Interval, split_by: SplitBy, time_zone: str
+) -> TimeSeries:
+    """Series from counts already grouped by (period: date, key: str | null, len)."""
+    every = {"day": "1d", "week": "1w"}[interval]
     if counted.height == 0:
         return TimeSeries(interval, split_by, time_zone, [], [], 0)
     periods = counted.select(pl.date_range(pl.col("period").min(), pl.col("period").max(), every)).to_series()
