@@ -21,6 +21,10 @@ from odk_mcp.services.analytics.domain.quality.findings import Finding, QualityC
 
 MIN_SUBMISSIONS = 50
 FIT_SAMPLE = 100_000
+# Scoring cost grows with the trees. On the synthetic survey (50,000 rows) the top 1 % of a
+# 64-tree forest overlaps a 100-tree forest's by 80 %, more than two 100-tree forests with
+# different seeds overlap (70 %): the ranking's noise is the sampling, not the tree count.
+TREES = 64
 
 
 def encoded(frame: pl.DataFrame, fields: FieldIndex) -> tuple[np.ndarray, list[str]]:
@@ -47,7 +51,7 @@ def encoded(frame: pl.DataFrame, fields: FieldIndex) -> tuple[np.ndarray, list[s
 
 def anomaly_scores(matrix: np.ndarray, random_state: int) -> np.ndarray:
     """Isolation Forest anomaly scores in (0, 1] (the paper's s; sklearn's -score_samples)."""
-    forest = IsolationForest(n_estimators=100, max_samples=256, random_state=random_state)
+    forest = IsolationForest(n_estimators=TREES, max_samples=256, random_state=random_state)
     rng = np.random.default_rng(random_state)
     fit_rows = (
         matrix if len(matrix) <= FIT_SAMPLE else matrix[rng.choice(len(matrix), FIT_SAMPLE, replace=False)]

@@ -47,5 +47,8 @@ def answer_fields(fields: FieldIndex, frame: pl.DataFrame) -> list[Field]:
 
 def normalised(path: str) -> pl.Expr:
     """An answer as comparable text: trimmed, lower-cased, inner whitespace collapsed, empty → null."""
-    text = pl.col(path).cast(pl.String).str.strip_chars().str.to_lowercase().str.replace_all(r"\s+", " ")
-    return pl.when(text == "").then(None).otherwise(text).alias(path)
+    text = pl.col(path).cast(pl.String).str.strip_chars().str.to_lowercase()
+    collapsed = (
+        pl.when(text.str.contains(r"\s\s|[\t\n\r]")).then(text.str.replace_all(r"\s+", " ")).otherwise(text)
+    )
+    return pl.when(text == "").then(None).otherwise(collapsed).alias(path)

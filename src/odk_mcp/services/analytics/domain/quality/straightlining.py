@@ -31,13 +31,14 @@ def straightlining_findings(frame: pl.DataFrame, fields: FieldIndex, config: Qua
     findings: list[Finding] = []
     for battery in batteries(fields, frame, k):
         paths = [f.path for f in battery]
-        answered = pl.concat_list(pl.col(p).cast(pl.String) for p in paths).list.drop_nulls()
+        # One answer throughout = the smallest and the largest answered value are equal.
+        answers = [pl.col(p).cast(pl.String) for p in paths]
         hits = frame.select(
             pl.col(SUBMISSION_ID),
-            answered.list.len().alias("n"),
-            answered.list.first().alias("value"),
-            answered.list.n_unique().alias("u"),
-        ).filter((pl.col("n") >= k) & (pl.col("u") == 1))
+            pl.sum_horizontal(a.is_not_null() for a in answers).alias("n"),
+            pl.min_horizontal(answers).alias("value"),
+            pl.max_horizontal(answers).alias("top"),
+        ).filter((pl.col("n") >= k) & (pl.col("value") == pl.col("top")))
         for sid, n, value, _ in hits.iter_rows():
             findings.append(
                 Finding(
