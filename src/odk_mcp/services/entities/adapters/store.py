@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -81,8 +81,3 @@ async def entity(
 async def current_version(conn: AsyncConnection, entity_id: int, version: int) -> RowMapping:
     stmt = select(versions).where(versions.c.entity_id == entity_id, versions.c.version == version)
     return (await conn.execute(stmt)).mappings().one()
-
-
-async def count_live(conn: AsyncConnection, dataset_id: int) -> int:
-    stmt = select(func.count()).where(entities.c.dataset_id == dataset_id, entities.c.deleted_at.is_(None))
-    return int((await conn.execute(stmt)).scalar_one())
