@@ -36,7 +36,7 @@ class DesignVariance:
 
 
 def taylor_means(
-    y: np.ndarray, weights: np.ndarray, strata: np.ndarray | None, psu: np.ndarray | None
+    y: np.ndarray, weights: np.ndarray, strata: pl.Series | None, psu: pl.Series | None
 ) -> DesignVariance:
     """Weighted means of the columns of `y` (n x k) and their linearised variances."""
     total = float(weights.sum())
@@ -44,8 +44,8 @@ def taylor_means(
     scores = weights[:, None] * (y - estimates[None, :]) / total
     names = [f"z{i}" for i in range(y.shape[1])]
     frame = pl.DataFrame({name: scores[:, i] for i, name in enumerate(names)}).with_columns(
-        pl.Series("stratum", strata).cast(pl.String) if strata is not None else pl.lit("").alias("stratum"),
-        pl.Series("psu", psu).cast(pl.String)
+        strata.cast(pl.String).alias("stratum") if strata is not None else pl.lit("").alias("stratum"),
+        psu.cast(pl.String).alias("psu")
         if psu is not None
         else pl.int_range(pl.len()).cast(pl.String).alias("psu"),
     )

@@ -74,6 +74,18 @@ def estimate(
         answered = usable.filter(values.is_not_null())
         y = answered.select(as_float(path)).to_numpy().astype(float)
         categories: list[str | None] = [None]
+    elif kind is Kind.CATEGORICAL:
+        # One answer per submission: an indicator column per category, compared in Polars.
+        text = pl.col(path).cast(pl.String).str.strip_chars()
+        answered = usable.filter(text.is_not_null() & (text != ""))
+        column = answered.select(text.alias("v")).to_series()
+        cats = category_order(field, column.unique().to_list())
+        y = (
+            np.column_stack([(column == c).to_numpy() for c in cats]).astype(float)
+            if cats
+            else np.zeros((0, 0))
+        )
+        categories = list(cats)
     else:
         long = answers(usable, path, kind is Kind.MULTIPLE)
         rows = long["__row"].unique().sort()
@@ -152,8 +164,8 @@ def _weighted(
     )
     if weights.sum() <= 0:
         raise AnalysisError("zeroWeights", "The weights of the answering submissions sum to zero.")
-    strata = rows[design.strata].cast(pl.String).fill_null("").to_numpy() if design.strata else None
-    psu = rows[design.clusters].cast(pl.String).fill_null("").to_numpy() if design.clusters else None
+    strata = rows[design.strata].cast(pl.String).fill_null("") if design.strata else None
+    psu = rows[design.clusters].cast(pl.String).fill_null("") if design.clusters else None
     result = taylor_means(y, weights, strata, psu)
     if result.singleton_strata:
         notes.append(f"Strata with a single PSU add no variance: {', '.join(result.singleton_strata[:10])}.")
