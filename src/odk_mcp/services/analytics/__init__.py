@@ -18,6 +18,7 @@ from odk_mcp.events import Consumer
 from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.aggregation import AggregationService
+from odk_mcp.services.analytics.api.render import to_json as result_json
 from odk_mcp.services.analytics.consumer import CONSUMER_NAME, QualityConsumer
 from odk_mcp.services.analytics.domain.errors import AnalysisError
 from odk_mcp.services.analytics.domain.quality.findings import Area, Finding, QualityConfig, Severity
@@ -62,4 +63,5 @@ __all__ = [
     "QualityConfig",
     "Severity",
     "build_analytics_service",
+    "result_json",
 ]
