@@ -11,6 +11,7 @@ from pathlib import Path
 from odk_mcp.infra.blobs import BlobStore
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.aggregation.exports.domain.options import ExportFormat, ExportOptions, parse_options
+from odk_mcp.services.aggregation.exports.downloads import content_disposition, file_chunks
 from odk_mcp.services.aggregation.exports.facade import ExportLimits, Exports, PreparedExport
 from odk_mcp.services.aggregation.exports.jobs import ExportJobs, JobSettings
 from odk_mcp.services.aggregation.exports.reading import AttachmentLookup, NameLookup
@@ -68,5 +69,7 @@ __all__ = [
     "ExportsService",
     "PreparedExport",
     "build_exports_service",
+    "content_disposition",
+    "file_chunks",
     "parse_options",
 ]
