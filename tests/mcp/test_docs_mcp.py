@@ -26,7 +26,9 @@ async def test_every_live_tool_resource_and_prompt_is_documented(
     assert sorted(documented_tools) == sorted(tools)
     for name in tools:
         section = DOC.split(f"### `{name}`", 1)[1]
-        assert f"Scope `{TOOL_SCOPES[name]}`" in section.split("###", 1)[0], name
+        first_line = section.strip().split("\n", 1)[0]
+        scopes = " + ".join(f"`{scope}`" for scope in TOOL_SCOPES[name])
+        assert first_line.startswith(f"Scope {scopes};"), name
     for uri in [*resources, *templates]:
         assert f"| `{uri}` |" in DOC, uri
     for prompt in prompts:

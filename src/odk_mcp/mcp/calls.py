@@ -84,9 +84,12 @@ class CallGuard:
         self.timeout_seconds = timeout_seconds
 
     async def caller(self, ctx: Context[Any, Any] | None, scope: str) -> ScopedActor:
-        request = (
-            ctx.request_context.request if ctx is not None and ctx._request_context is not None else None
-        )
+        request = None
+        if ctx is not None:
+            try:
+                request = ctx.request_context.request
+            except ValueError:  # a context outside a request (direct calls in tests)
+                request = None
         caller = await self.callers.current(request)
         if scope not in caller.scopes:
             raise ScopeMissing(scope)

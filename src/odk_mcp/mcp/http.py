@@ -28,8 +28,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from odk_mcp.bootstrap import Container
 from odk_mcp.mcp.auth import UsersTokenVerifier
+from odk_mcp.mcp.media import EXPORT_ROUTE, export_endpoint, media_endpoint
 from odk_mcp.mcp.media import ROUTE as MEDIA_ROUTE
-from odk_mcp.mcp.media import media_endpoint
 from odk_mcp.mcp.server import TOOL_SCOPES, build_server, media_links
 from odk_mcp.services.users import ALL_SCOPES
 
@@ -44,8 +44,7 @@ def needed_scopes(message: Any) -> set[str]:
     raw = message.get("params")
     params: dict[str, Any] = raw if isinstance(raw, dict) else {}
     if method == "tools/call":
-        scope = TOOL_SCOPES.get(str(params.get("name")))
-        return {scope} if scope else set()
+        return set(TOOL_SCOPES.get(str(params.get("name")), ()))
     if method in ("resources/read", "prompts/get"):
         uri = str(params.get("uri", ""))
         return set() if uri == "odk://guide/filters" else {"read"}
@@ -177,7 +176,9 @@ class McpHttp:
             scopes_supported=list(ALL_SCOPES),
             resource_name="odk-mcp",
         )
-        self.media = media_endpoint(media_links(container), container.users, container.submissions)
+        links = media_links(container)
+        self.media = media_endpoint(links, container.users, container.submissions)
+        self.export_file = export_endpoint(links, container.users, container.exports)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -203,9 +204,13 @@ def mount(app: Any) -> None:
     async def media(request: Any) -> Any:
         return await request.app.state.mcp.media(request)
 
+    async def export_file(request: Any) -> Any:
+        return await request.app.state.mcp.export_file(request)
+
     well_known = urlsplit(str(build_resource_metadata_url(AnyHttpUrl("http://localhost" + PATH)))).path
     endpoint = _Deferred(lambda mcp: mcp.endpoint)
     metadata = _Deferred(lambda mcp: mcp.metadata_routes[0].app)
     app.router.routes.append(Route(PATH, endpoint=endpoint, methods=["GET", "POST", "DELETE"]))
     app.router.routes.append(Route(well_known, endpoint=metadata, methods=["GET"]))
     app.add_route(MEDIA_ROUTE, media, methods=["GET"])
+    app.add_route(EXPORT_ROUTE, export_file, methods=["GET"])

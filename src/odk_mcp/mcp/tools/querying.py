@@ -36,7 +36,7 @@ class Filter(BaseModel):
     )
 
 
-def _bad(message: str) -> ToolError:
+def bad_request(message: str) -> ToolError:
     return ToolError(json.dumps({"code": 400.8, "message": message}))
 
 
@@ -52,11 +52,11 @@ def conditions(filters: list[Filter], view: SensitivityView, may_see_pii: bool) 
             continue
         spec = fields.get(f.field)
         if spec is None or spec.type in ("structure", "repeat"):
-            raise _bad(f"{f.field} is not a data field of this form (see get_form_schema).")
+            raise bad_request(f"{f.field} is not a data field of this form (see get_form_schema).")
         if spec.repeat is not None:
-            raise _bad(f"{f.field} is inside a repeat; filters apply to fields outside repeats only.")
+            raise bad_request(f"{f.field} is inside a repeat; filters apply to fields outside repeats only.")
         if f.field in view.sensitive_paths and not may_see_pii:
-            raise _bad(f"{f.field} is sensitive: filtering on it needs the `pii` scope.")
+            raise bad_request(f"{f.field} is sensitive: filtering on it needs the `pii` scope.")
         value = f.value
         if spec.type in NUMERIC_TYPES and f.op in ("eq", "ne", "lt", "lte", "gt", "gte"):
             value = _number(value)
@@ -68,7 +68,7 @@ def _time(value: Any) -> datetime:
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
-        raise _bad(
+        raise bad_request(
             "submittedAt values must be ISO 8601 times (2026-01-31 or 2026-01-31T08:00:00Z)."
         ) from None
     if parsed.tzinfo is None:
@@ -78,12 +78,12 @@ def _time(value: Any) -> datetime:
 
 def _number(value: Any) -> float | int:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise _bad("This field is numeric: compare it with a number.")
+        raise bad_request("This field is numeric: compare it with a number.")
     if isinstance(value, str):
         try:
             return float(value) if "." in value else int(value)
         except ValueError:
-            raise _bad("This field is numeric: compare it with a number.") from None
+            raise bad_request("This field is numeric: compare it with a number.") from None
     return value
 
 
@@ -104,7 +104,9 @@ def decode_cursor(cursor: str, qhash: str) -> Keyset:
         key = Keyset(datetime.fromisoformat(data["t"]), int(data["i"]))
         same_query = data["q"] == qhash
     except (binascii.Error, ValueError, KeyError, TypeError):
-        raise _bad("The cursor is not valid; start again without one.") from None
+        raise bad_request("The cursor is not valid; start again without one.") from None
     if not same_query:
-        raise _bad("This cursor belongs to another query; pass the same filters, or start without a cursor.")
+        raise bad_request(
+            "This cursor belongs to another query; pass the same filters, or start without a cursor."
+        )
     return key
