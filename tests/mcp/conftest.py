@@ -3,15 +3,20 @@ users with roles, API tokens with chosen scopes, and the SDK's client on the rea
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import anyio
 import httpx
 import pytest
+import uvicorn
 
 from mcp import Client
 from odk_mcp.bootstrap import Container
+from odk_mcp.gateway import create_app
 from odk_mcp.mcp import build_server
 from tests.conftest import MakeUser, Person
 
@@ -137,3 +142,33 @@ def connect(container: Container) -> Callable[..., AsyncIterator[Client]]:
             yield client
 
     return open_client
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+PORT = free_port()
+BASE = f"http://127.0.0.1:{PORT}"
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, object]:
+    return {"public_url": BASE}
+
+
+@pytest.fixture
+async def served(container: Container) -> AsyncIterator[str]:
+    """The whole app (with its lifespan, which runs the MCP session manager) on a real port."""
+    config = uvicorn.Config(create_app(container=container), host="127.0.0.1", port=PORT, log_level="warning")
+    server = uvicorn.Server(config)
+    # A plain task, not a task group: pytest-asyncio tears the fixture down in another task.
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "the server did not start"
+        await anyio.sleep(0.05)
+    yield BASE
+    server.should_exit = True
+    await task

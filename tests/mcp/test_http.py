@@ -4,53 +4,17 @@ insufficient_scope for step-up, host checks, and short-lived media links."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
 import httpx
 import httpx2
 import pytest
-import uvicorn
 from mcp.client.streamable_http import streamable_http_client
 
 from mcp import Client
 from odk_mcp.bootstrap import Container
-from odk_mcp.gateway import create_app
 from tests.conftest import Person
-from tests.mcp.conftest import Survey, TokenFor
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-PORT = free_port()
-BASE = f"http://127.0.0.1:{PORT}"
-
-
-@pytest.fixture
-def settings_overrides() -> dict[str, object]:
-    return {"public_url": BASE}
-
-
-@pytest.fixture
-async def served(container: Container) -> AsyncIterator[str]:
-    """The whole app (with its lifespan, which runs the MCP session manager) on a real port."""
-    config = uvicorn.Config(create_app(container=container), host="127.0.0.1", port=PORT, log_level="warning")
-    server = uvicorn.Server(config)
-    # A plain task, not a task group: pytest-asyncio tears the fixture down in another task.
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "the server did not start"
-        await anyio.sleep(0.05)
-    yield BASE
-    server.should_exit = True
-    await task
+from tests.mcp.conftest import BASE, Survey, TokenFor
 
 
 def mcp_client(token: str, mode: str) -> Client:
