@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from odk_mcp.events.tables import audits
@@ -147,7 +147,11 @@ async def audits_for(
     """The audit trail of one resource, newest first (services check access before asking)."""
     stmt = (
         select(audits)
-        .where(audits.c.target_type == target_type, audits.c.target_id == target_id)
+        # The type inline (not a parameter), so a partial index on one type always matches.
+        .where(
+            audits.c.target_type == literal(target_type, literal_execute=True),
+            audits.c.target_id == target_id,
+        )
         .order_by(audits.c.logged_at.desc(), audits.c.id.desc())
         .limit(limit)
     )
