@@ -1,9 +1,10 @@
 """Per-question summaries of a form's data, computed in SQL over the read model.
 
-For the root table and each repeat table, a handful of scans answer every question at once:
-one aggregate row (answered counts, numeric mean/sd/min/max/quantiles, date ranges, distinct
-text values), one grouped unpivot for single-choice counts, one for multiple-choice counts,
-one for numeric histograms, plus submissions per day. Nothing is summarised row by row in
+For the root table and each repeat table, three scans answer every question at once, each
+reading every row's JSON once (`jsonb_to_record` into one column per question): one aggregate
+row (answered counts, numeric mean/sd/min/max/quantiles, date ranges), one GROUPING SETS
+query (single-choice counts and numeric histogram bins), one unpivot for multiple-choice
+counts; plus submissions per day. Nothing is summarised row by row in
 Python. The same `$filter` as OData and exports selects the submissions (a repeat question is
 summarised over the repeat instances of the selected submissions).
 """
@@ -15,13 +16,26 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, Float, and_, cast, column, func, literal, select, values
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import (
+    Date,
+    DateTime,
+    Float,
+    String,
+    case,
+    cast,
+    column,
+    func,
+    literal,
+    null,
+    select,
+    text,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
 from odk_mcp.kernel.actor import Actor
 from odk_mcp.services.aggregation.adapters.tables import repeat_rows, rows
-from odk_mcp.services.aggregation.odata.filters import FieldRef, field_value
 from odk_mcp.services.aggregation.reader import FormData, ReadModel
 from odk_mcp.services.forms import Field
 
@@ -80,6 +94,8 @@ class Summaries:
         questions: dict[str, dict[str, Any]] = {}
         fields = [f for f in form.fields if f.type not in UNSUMMARISED]
         async with self._read_model.db.read() as conn:
+            # Quantiles and per-question groupings sort and hash in memory, not on disk.
+            await conn.execute(text("SET LOCAL work_mem = '64MB'"))
             total = int(
                 (await conn.execute(select(func.count()).select_from(rows).where(*conditions))).scalar_one()
             )
@@ -133,16 +149,28 @@ class Summaries:
         out: dict[str, dict[str, Any]],
         language: str | None,
     ) -> None:
+        # Every question's value as a column of one derived table: `jsonb_to_record` reads
+        # (and decompresses) each row's JSON once, where one `data -> key` per expression
+        # would decompress it once per expression.
+        record = (
+            func.jsonb_to_record(source.data)
+            .table_valued(*(column(f.path, JSONB) for f in fields))
+            .render_derived("answers", with_types=True)
+        )
+        answers = (
+            select(*(record.c[f.path].label(f"c{i}") for i, f in enumerate(fields)))
+            .select_from(source.from_)
+            .join(record, literal(True))
+            .where(*source.conditions)
+            .subquery("v")
+        )
+        cells = [answers.c[f"c{i}"] for i in range(len(fields))]
         aggregates: list[ColumnElement[Any]] = [func.count().label("n")]
         for i, f in enumerate(fields):
-            element = source.data[f.path]
-            aggregates.append(
-                func.count()
-                .filter(element.isnot(None) & (func.jsonb_typeof(element) != "null"))
-                .label(f"a{i}")
-            )
+            cell = cells[i]
+            aggregates.append(func.count().filter(func.jsonb_typeof(cell) != "null").label(f"a{i}"))
             if f.type in NUMERIC:
-                number = cast(field_value(source.data, FieldRef(f.path, f.type)).sql, Float)
+                number = _number_of(cell)
                 aggregates += [
                     func.count(number).label(f"c{i}"),
                     func.avg(number).label(f"mean{i}"),
@@ -154,13 +182,13 @@ class Summaries:
                     .label(f"q{i}"),
                 ]
             elif f.type in DATES:
-                value = field_value(source.data, FieldRef(f.path, f.type)).sql  # a guarded date cast
+                kind, sa_type = (
+                    ("date", Date) if f.type == "date" else ("timestamptz", DateTime(timezone=True))
+                )
+                raw = cell.op("#>>")(literal([], ARRAY(String)))
+                value = case((func.pg_input_is_valid(raw, kind), cast(raw, sa_type)), else_=null())
                 aggregates += [func.min(value).label(f"min{i}"), func.max(value).label(f"max{i}")]
-            elif not _is_select_one(f) and not f.select_multiple:
-                aggregates.append(func.count(source.data[f.path].astext.distinct()).label(f"d{i}"))
-        stats = (
-            await conn.execute(select(*aggregates).select_from(source.from_).where(*source.conditions))
-        ).one()
+        stats = (await conn.execute(select(*aggregates).select_from(answers))).one()
         instances = int(stats.n)
         for i, f in enumerate(fields):
             answered = int(getattr(stats, f"a{i}"))
@@ -195,123 +223,121 @@ class Summaries:
                     "min": low.isoformat() if low is not None else None,
                     "max": high.isoformat() if high is not None else None,
                 }
-            elif not _is_select_one(f) and not f.select_multiple:
-                question["distinct"] = int(getattr(stats, f"d{i}"))
             out[f.path] = question
-        await self._choices(
-            conn,
-            source,
-            [f for f in fields if _is_select_one(f) and not f.select_multiple],
-            out,
-            language,
-            multiple=False,
-        )
-        await self._choices(
-            conn, source, [f for f in fields if f.select_multiple], out, language, multiple=True
-        )
-        await self._histograms(conn, source, [f for f in fields if f.type in NUMERIC], out)
+        await self._grouped(conn, answers, fields, out, language)
+        await self._multiple_choices(conn, source, [f for f in fields if f.select_multiple], out, language)
 
-    async def _choices(
+    async def _grouped(
+        self,
+        conn: Any,
+        answers: Any,
+        fields: Sequence[Field],
+        out: dict[str, dict[str, Any]],
+        language: str | None,
+    ) -> None:
+        """Single-choice counts and numeric histograms of every question of a table in one
+        scan of its derived table (GROUPING SETS: one grouping per question)."""
+        keys: list[tuple[int, Field, str, ColumnElement[Any]]] = []
+        for i, f in enumerate(fields):
+            cell = answers.c[f"c{i}"]
+            if _is_select_one(f) and not f.select_multiple:
+                raw = cell.op("#>>")(literal([], ARRAY(String)))
+                keys.append((i, f, "choice", raw.label(f"g{i}")))
+            elif f.type in NUMERIC and out[f.path]["numeric"]["min"] is not None:
+                low, high = out[f.path]["numeric"]["min"], out[f.path]["numeric"]["max"]
+                top = high if high > low else low + 1.0
+                # width_bucket puts the maximum in bin n+1: fold it into the last bin.
+                bucket = func.least(
+                    func.width_bucket(_number_of(cell), low, top, HISTOGRAM_BINS), HISTOGRAM_BINS
+                )
+                keys.append((i, f, "bin", bucket.label(f"g{i}")))
+        if not keys:
+            return
+        inner = select(*(expr for *_, expr in keys)).select_from(answers).subquery("g")
+        columns = [inner.c[f"g{i}"] for i, *_ in keys]
+        stmt = select(
+            *columns,
+            *(func.grouping(c).label(f"x{i}") for (i, *_), c in zip(keys, columns, strict=True)),
+            func.count().label("n"),
+        ).group_by(func.grouping_sets(*(tuple_(c) for c in columns)))
+        found: dict[int, dict[Any, int]] = {i: {} for i, *_ in keys}
+        for row in (await conn.execute(stmt)).mappings():
+            for i, *_ in keys:
+                if row[f"x{i}"] == 0:
+                    value = row[f"g{i}"]
+                    if value is not None:
+                        found[i][value] = int(row["n"])
+        for i, f, kind, _ in keys:
+            question = out[f.path]
+            if kind == "choice":
+                _choice_counts(question, f, {str(k): v for k, v in found[i].items()}, language)
+                continue
+            numeric = question["numeric"]
+            low, high = numeric["min"], numeric["max"]
+            width = (high - low) / HISTOGRAM_BINS if high > low else 0.0
+            bins = found[i]
+            numeric["histogram"] = (
+                [
+                    {"from": low + width * b, "to": low + width * (b + 1), "count": bins.get(b + 1, 0)}
+                    for b in range(HISTOGRAM_BINS)
+                ]
+                if width
+                else [{"from": low, "to": high, "count": sum(bins.values())}]
+            )
+
+    async def _multiple_choices(
         self,
         conn: Any,
         source: _Source,
         fields: Sequence[Field],
         out: dict[str, dict[str, Any]],
         language: str | None,
-        *,
-        multiple: bool,
     ) -> None:
-        """Counts of each chosen value, all questions of the table in one grouped scan."""
+        """Counts of each ticked value of every multiple-choice question in one grouped scan."""
         if not fields:
             return
         paths = [f.path for f in fields]
         entry = func.jsonb_each_text(source.data).table_valued("key", "value").render_derived("entry")
-        value: Any = entry.c.value
-        if multiple:
-            chosen = (
-                func.regexp_split_to_table(func.btrim(entry.c.value), r"\s+")
-                .table_valued("choice")
-                .render_derived("chosen")
-            )
-            stmt = (
-                select(entry.c.key, chosen.c.choice.label("value"), func.count().label("n"))
-                .select_from(source.from_)
-                .join(entry, literal(True))
-                .join(chosen, literal(True))
-                .where(*source.conditions, entry.c.key.in_(paths), chosen.c.choice != "")
-                .group_by(entry.c.key, chosen.c.choice)
-            )
-        else:
-            stmt = (
-                select(entry.c.key, value.label("value"), func.count().label("n"))
-                .select_from(source.from_)
-                .join(entry, literal(True))
-                .where(*source.conditions, entry.c.key.in_(paths), value.isnot(None))
-                .group_by(entry.c.key, value)
-            )
+        chosen = (
+            func.regexp_split_to_table(func.btrim(entry.c.value), r"\s+")
+            .table_valued("choice")
+            .render_derived("chosen")
+        )
+        stmt = (
+            select(entry.c.key, chosen.c.choice.label("value"), func.count().label("n"))
+            .select_from(source.from_)
+            .join(entry, literal(True))
+            .join(chosen, literal(True))
+            .where(*source.conditions, entry.c.key.in_(paths), chosen.c.choice != "")
+            .group_by(entry.c.key, chosen.c.choice)
+        )
         counts: dict[str, dict[str, int]] = {p: {} for p in paths}
         for row in (await conn.execute(stmt)).all():
             counts[row.key][row.value] = int(row.n)
         for f in fields:
-            question = out[f.path]
-            found = counts[f.path]
-            answered = question["answered"]
-            known = {c.value for c in f.choices}
-            question["choices"] = [
-                {
-                    "value": c.value,
-                    "label": _label(c.labels, language),
-                    "count": found.get(c.value, 0),
-                    "percent": _percent(found.get(c.value, 0), answered),
-                }
-                for c in f.choices
-            ]
-            question["otherValues"] = [
-                {"value": v, "count": n, "percent": _percent(n, answered)}
-                for v, n in sorted(found.items(), key=lambda item: (-item[1], item[0]))
-                if v not in known
-            ]
+            _choice_counts(out[f.path], f, counts[f.path], language)
 
-    async def _histograms(
-        self, conn: Any, source: _Source, fields: Sequence[Field], out: dict[str, dict[str, Any]]
-    ) -> None:
-        """Equal-width bins between each question's min and max, every question in one scan."""
-        bounds = [
-            (f.path, out[f.path]["numeric"]["min"], out[f.path]["numeric"]["max"])
-            for f in fields
-            if out[f.path]["numeric"]["min"] is not None
-        ]
-        if not bounds:
-            return
-        limits = values(column("key"), column("lo", Float), column("hi", Float), name="limits").data(bounds)
-        entry = func.jsonb_each(source.data).table_valued("key", "value").render_derived("entry")
-        number = cast(entry.c.value, Float)
-        # width_bucket puts the maximum in bin n+1: fold it into the last bin.
-        bucket = func.least(
-            func.width_bucket(
-                number, limits.c.lo, func.greatest(limits.c.hi, limits.c.lo + 1e-9), HISTOGRAM_BINS
-            ),
-            HISTOGRAM_BINS,
-        )
-        stmt = (
-            select(entry.c.key, bucket.label("bin"), func.count().label("n"))
-            .select_from(source.from_)
-            .join(entry, literal(True))
-            .join(limits, and_(limits.c.key == entry.c.key))
-            .where(*source.conditions, func.jsonb_typeof(entry.c.value) == "number")
-            .group_by(entry.c.key, bucket)
-        )
-        found: dict[str, dict[int, int]] = {path: {} for path, _, _ in bounds}
-        for row in (await conn.execute(stmt)).all():
-            found[row.key][int(row.bin)] = int(row.n)
-        for path, low, high in bounds:
-            width = (high - low) / HISTOGRAM_BINS if high > low else 0.0
-            bins = HISTOGRAM_BINS if width else 1
-            out[path]["numeric"]["histogram"] = [
-                {
-                    "from": low + width * b,
-                    "to": low + width * (b + 1) if width else high,
-                    "count": found[path].get(b + 1, 0) if width else sum(found[path].values()),
-                }
-                for b in range(bins)
-            ]
+
+def _number_of(cell: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A JSON value as a float when it is a number, else NULL."""
+    return case((func.jsonb_typeof(cell) == "number", cast(cell, Float)), else_=null())
+
+
+def _choice_counts(question: dict[str, Any], f: Field, found: dict[str, int], language: str | None) -> None:
+    """Counts and percentages (of answered) per choice in list order, then values off the list."""
+    answered = question["answered"]
+    known = {c.value for c in f.choices}
+    question["choices"] = [
+        {
+            "value": c.value,
+            "label": _label(c.labels, language),
+            "count": found.get(c.value, 0),
+            "percent": _percent(found.get(c.value, 0), answered),
+        }
+        for c in f.choices
+    ]
+    question["otherValues"] = [
+        {"value": v, "count": n, "percent": _percent(n, answered)}
+        for v, n in sorted(found.items(), key=lambda item: (-item[1], item[0]))
+        if v not in known
+    ]
