@@ -3,7 +3,8 @@ expression, and `COPY (SELECT …) TO STDOUT (FORMAT csv)` streams the finished 
 
 This is the fast path of the CSV and `.csv.zip` exports: no row is decoded into Python (JSON
 parsing and per-cell formatting cost far more than what PostgreSQL's COPY does), the server does the
-quoting, and Python only frames the bytes into the zip. It writes exactly what
+quoting, and Python only frames the bytes into the zip (the COPY is read by a blocking
+connection in a thread, `kernel.copy_out`, at COPY speed). It writes exactly what
 `rows.text_cells` + `CsvEncoder` write (a test holds the two to the same bytes): empty values
 are NULL (COPY writes an empty unquoted cell for NULL, `""` for an empty string, so empty
 strings are turned into NULL), numbers are the JSONB numbers' text, dates UTC with
@@ -22,6 +23,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
+from odk_mcp.kernel.copy_out import CHUNK_BYTES, copy_out
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.aggregation.adapters.tables import repeat_rows, rows
 from odk_mcp.services.aggregation.exports.domain.layout import Column, Kind, Table
@@ -30,7 +32,6 @@ from odk_mcp.services.aggregation.exports.writers.csv_text import CsvEncoder
 
 Progress = Callable[[int], Awaitable[None]]
 
-FLUSH_BYTES = 1 << 16
 _ISO_UTC = 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'
 _DIALECT = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
 
@@ -139,8 +140,8 @@ class CopyCsv:
     async def chunks(
         self, table: Table, header: Sequence[str], progress: Progress | None = None
     ) -> AsyncIterator[bytes]:
-        """The header line, then PostgreSQL's CSV of the rows, in pieces of ~64 KB; `progress`
-        gets the number of rows of each piece (COPY sends one message per row)."""
+        """The header line, then PostgreSQL's CSV of the rows in pieces of ~256 KB (read in a
+        thread: see kernel/copy_out.py); `progress` gets the number of rows of each piece."""
         yield CsvEncoder().encode([list(header)])
         names = await self._submitter_names() if table.is_root else {}
         compiled = table_select(table, self._conditions, names).compile(dialect=_DIALECT)
@@ -148,21 +149,8 @@ class CopyCsv:
         # psycopg binds COPY parameters itself; JSON values (the filter's `data @> {…}`
         # containment tests) need its JSONB wrapper, which SQLAlchemy's processors would add.
         params = {k: Jsonb(v) if isinstance(v, dict) else v for k, v in compiled.params.items()}
-        async with self._streams, self._db.read() as conn:
-            raw = await conn.get_raw_connection()
-            driver: Any = raw.driver_connection
-            async with driver.cursor() as cursor, cursor.copy(statement, params) as copy:
-                pending: list[bytes] = []
-                size = 0
-                async for data in copy:
-                    pending.append(bytes(data))
-                    size += len(data)
-                    if size >= FLUSH_BYTES:
-                        yield b"".join(pending)
-                        if progress is not None:
-                            await progress(len(pending))
-                        pending, size = [], 0
-                if pending:
-                    yield b"".join(pending)
-                    if progress is not None:
-                        await progress(len(pending))
+        async with self._streams:
+            async for piece, count in copy_out(self._db.url, statement, params, CHUNK_BYTES):
+                yield piece
+                if progress is not None:
+                    await progress(count)
