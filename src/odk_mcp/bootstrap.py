@@ -32,6 +32,7 @@ from odk_mcp.services.submissions import (
 )
 from odk_mcp.services.users import (
     AccessPolicy,
+    ActorNames,
     UsersService,
     build_users_service,
     configure_password_hashing,
@@ -120,7 +121,9 @@ def build_container(settings: Settings, database_url: str) -> Container:
     blobs = build_blob_store(settings)
     sealer = Sealer(secret_key(settings))
     # Entities first: the forms service serves entity lists as attachments through them.
-    entities = build_entities_service(db, policy, FormCatalogue(db), FormLookup(db), settings.public_url)
+    entities = build_entities_service(
+        db, policy, FormCatalogue(db), FormLookup(db), ActorNames(db), settings.public_url
+    )
     forms = build_forms_service(
         db,
         policy,

@@ -74,6 +74,9 @@ async def test_pages_follow_next_links_to_every_entity_once(
     first = (await get(client, admin, f"{feed}/Entities", **{"$top": "1"})).json()["value"][0]
     assert first["label"] == "Odd one"  # newest first
     assert first["__system"]["version"] == 1 and first["height_m"] == "tall"
+    me = (await client.get("/v1/users/current", headers=admin.auth)).json()
+    assert first["__system"]["creatorId"] == str(me["id"])
+    assert first["__system"]["creatorName"] == me["displayName"]
 
 
 async def test_filter_select_and_orderby(client: httpx.AsyncClient, admin: Person, feed: str) -> None:

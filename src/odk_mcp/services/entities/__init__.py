@@ -13,7 +13,7 @@ from odk_mcp.services.entities.declarations import FormDeclarations
 from odk_mcp.services.entities.entities import Entities, UpdateOptions
 from odk_mcp.services.entities.files import DatasetFiles
 from odk_mcp.services.entities.odata.feed import EntityFeed, FeedRequest
-from odk_mcp.services.entities.ports import ProjectDirectory
+from odk_mcp.services.entities.ports import ActorDirectory, ProjectDirectory
 from odk_mcp.services.entities.processing import SubmissionEntities
 from odk_mcp.services.forms import FormLookup
 
@@ -38,13 +38,18 @@ class EntitiesService:
 
 
 def build_entities_service(
-    db: Database, authorizer: Authorizer, projects: ProjectDirectory, lookup: FormLookup, public_url: str
+    db: Database,
+    authorizer: Authorizer,
+    projects: ProjectDirectory,
+    lookup: FormLookup,
+    names: ActorDirectory,
+    public_url: str,
 ) -> EntitiesService:
     processor = SubmissionEntities()
     return EntitiesService(
         datasets=Datasets(db, authorizer, projects, lookup, processor),
         entities=Entities(db, authorizer, projects),
-        feed=EntityFeed(db, authorizer, projects, public_url),
+        feed=EntityFeed(db, authorizer, projects, names, public_url),
         files=DatasetFiles(db, authorizer, lookup),
         declarations=FormDeclarations(lookup),
         processor=processor,
@@ -52,6 +57,7 @@ def build_entities_service(
 
 
 __all__ = [
+    "ActorDirectory",
     "EntitiesService",
     "FeedRequest",
     "ProjectDirectory",

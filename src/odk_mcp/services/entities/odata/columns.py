@@ -15,7 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from odk_mcp.services.entities.adapters.tables import entities
 from odk_mcp.services.entities.domain.names import odata_name
 
-SYSTEM_FIELDS = ("createdAt", "creatorId", "updates", "updatedAt", "version", "conflict")
+SYSTEM_FIELDS = ("createdAt", "creatorId", "creatorName", "updates", "updatedAt", "version", "conflict")
 
 
 @dataclass(frozen=True)

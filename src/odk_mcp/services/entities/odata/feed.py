@@ -4,7 +4,7 @@ streamed as JSON (rows are rendered as they come from a server-side cursor)."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -25,7 +25,7 @@ from odk_mcp.services.entities.adapters.tables import datasets, properties
 from odk_mcp.services.entities.odata.columns import Columns
 from odk_mcp.services.entities.odata.metadata import edmx
 from odk_mcp.services.entities.odata.query import Page, count_query, encode_token, parse_page, rows_query
-from odk_mcp.services.entities.ports import ProjectDirectory
+from odk_mcp.services.entities.ports import ActorDirectory, ProjectDirectory
 
 STREAM_BATCH = 2000
 
@@ -42,7 +42,9 @@ def service_root(public_url: str, project_id: int, name: str) -> str:
     return f"{public_url.rstrip('/')}/v1/projects/{project_id}/datasets/{quote(name, safe='')}.svc"
 
 
-def row_json(row: RowMapping, columns: Columns, selected: frozenset[str] | None) -> dict[str, Any]:
+def row_json(
+    row: RowMapping, columns: Columns, selected: frozenset[str] | None, names: dict[int, str]
+) -> dict[str, Any]:
     def wanted(name: str) -> bool:
         return selected is None or name in selected
 
@@ -54,6 +56,7 @@ def row_json(row: RowMapping, columns: Columns, selected: frozenset[str] | None)
     system = {
         "createdAt": iso(row["created_at"]),
         "creatorId": str(row["creator_id"]) if row["creator_id"] is not None else None,
+        "creatorName": names.get(row["creator_id"]),
         "updates": row["version"] - 1,
         "updatedAt": iso(row["updated_at"]),
         "version": row["version"],
@@ -97,9 +100,15 @@ async def _list_columns(conn: AsyncConnection, project_id: int, name: str) -> _L
 
 class EntityFeed:
     def __init__(
-        self, db: Database, authorizer: Authorizer, projects: ProjectDirectory, public_url: str
+        self,
+        db: Database,
+        authorizer: Authorizer,
+        projects: ProjectDirectory,
+        names: ActorDirectory,
+        public_url: str,
     ) -> None:
         self._db = db
+        self._names = names
         self._authz = authorizer
         self._projects = projects
         self.public_url = public_url
@@ -156,6 +165,9 @@ class EntityFeed:
             ) from exc
         return self._stream(dataset_id, page, columns, total, request)
 
+    async def _creator_names(self, rows: Sequence[RowMapping]) -> dict[int, str]:
+        return await self._names.display_names({r["creator_id"] for r in rows if r["creator_id"] is not None})
+
     def _head(self, request: FeedRequest, total: int | None) -> bytes:
         head = '{"@odata.context":' + json.dumps(f"{request.service_root}/$metadata#Entities")
         if total is not None:
@@ -169,7 +181,8 @@ class EntityFeed:
         more = len(rows) > page.top
         rows = rows[: page.top]
         body = [self._head(request, total)]
-        body.append(",".join(json.dumps(row_json(r, columns, page.selected)) for r in rows).encode())
+        names = await self._creator_names(rows)
+        body.append(",".join(json.dumps(row_json(r, columns, page.selected, names)) for r in rows).encode())
         tail = "]"
         if more and rows:
             token = (
@@ -191,7 +204,8 @@ class EntityFeed:
         async with self._db.read() as conn:
             result = await conn.stream(rows_query(dataset_id, page).execution_options(yield_per=STREAM_BATCH))
             async for batch in result.mappings().partitions(STREAM_BATCH):
-                text = ",".join(json.dumps(row_json(r, columns, page.selected)) for r in batch)
+                names = await self._creator_names(batch)
+                text = ",".join(json.dumps(row_json(r, columns, page.selected, names)) for r in batch)
                 yield ((text if first else "," + text) if text else "").encode()
                 first = False
         yield b"]}"

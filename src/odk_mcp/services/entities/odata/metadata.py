@@ -13,6 +13,7 @@ DEFAULT_NS: dict[str, str] = {None: EDM}  # type: ignore[dict-item]
 SYSTEM_TYPES = (
     ("createdAt", "Edm.DateTimeOffset"),
     ("creatorId", "Edm.String"),
+    ("creatorName", "Edm.String"),
     ("updates", "Edm.Int64"),
     ("updatedAt", "Edm.DateTimeOffset"),
     ("version", "Edm.Int64"),
