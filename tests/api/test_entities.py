@@ -257,9 +257,15 @@ async def test_conflict_resolution_needs_a_conflict(
     assert none.status_code == 400 and none.json()["code"] == 400.32
     async with container.db.transaction() as conn:
         await conn.execute(text("UPDATE entities.entities SET conflict = 'soft' WHERE uuid = :u"), {"u": uid})
+    lists = f"/v1/projects/{project}/datasets"
+    extended = {**admin.auth, "X-Extended-Metadata": "true"}
+    [listed] = (await client.get(lists, headers=extended)).json()
+    assert (listed["entities"], listed["conflicts"]) == (1, 1) and listed["lastEntity"] is not None
+    assert "conflicts" not in (await client.get(lists, headers=admin.auth)).json()[0]
     resolved = await client.patch(f"{base}/{uid}?resolve=true", json={}, headers=admin.auth)
     assert resolved.status_code == 200 and resolved.json()["conflict"] is None
     assert resolved.json()["currentVersion"]["version"] == 1
+    assert (await client.get(lists, headers=extended)).json()[0]["conflicts"] == 0
 
 
 ROLES = ("manager", "viewer", "formfill")

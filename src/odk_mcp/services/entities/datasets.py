@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from odk_mcp.events import emit, record_audit
 from odk_mcp.kernel import problems
 from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.actor import Actor
+from odk_mcp.kernel.clock import iso
 from odk_mcp.kernel.db import Database
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.services.entities.adapters import store
-from odk_mcp.services.entities.adapters.tables import datasets, form_defs, properties
+from odk_mcp.services.entities.adapters.tables import datasets, entities, form_defs, properties
 from odk_mcp.services.entities.domain.names import valid_dataset_name, valid_property_name
 from odk_mcp.services.entities.ports import ProjectDirectory
 from odk_mcp.services.entities.processing import SubmissionEntities
@@ -50,12 +52,19 @@ class Datasets:
         if not await self._projects.project_exists(project_id):
             raise Problem(problems.NOT_FOUND)
 
-    async def list_datasets(self, actor: Actor, project_id: int) -> list[DatasetView]:
+    async def list_datasets(
+        self, actor: Actor, project_id: int, extended: bool = False
+    ) -> list[dict[str, Any]]:
+        """The project's lists; `extended` adds Central's `entities`, `lastEntity`, `conflicts`."""
         await self._project(actor, "dataset.list", project_id)
         stmt = select(datasets).where(datasets.c.project_id == project_id).order_by(datasets.c.name)
         async with self._db.read() as conn:
             rows = (await conn.execute(stmt)).mappings().all()
-        return [DatasetView.from_row(r) for r in rows]
+            out = [DatasetView.from_row(r).to_json() for r in rows]
+            if extended:
+                for row, item in zip(rows, out, strict=True):
+                    item.update(await _activity(conn, row))
+        return out
 
     async def create(
         self,
@@ -244,3 +253,14 @@ async def _source_forms(conn: AsyncConnection, dataset_id: int) -> list[dict[str
         {"form": {"xmlFormId": r.xml_form_id, "name": r.form_name or r.xml_form_id}, "saveto": r.saveto}
         for r in rows
     ]
+
+
+async def _activity(conn: AsyncConnection, dataset: RowMapping) -> dict[str, Any]:
+    """Central's extended list metadata: live entities, the last change, open conflicts."""
+    live = (entities.c.dataset_id == dataset["id"]) & entities.c.deleted_at.is_(None)
+    stmt = select(
+        func.max(func.greatest(entities.c.created_at, entities.c.updated_at)),
+        func.count().filter(entities.c.conflict.is_not(None)),
+    ).where(live)
+    last, conflicts = (await conn.execute(stmt)).one()
+    return {"entities": dataset["live_entities"], "lastEntity": iso(last), "conflicts": int(conflicts)}

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 
 from odk_mcp.kernel import problems
 from odk_mcp.kernel.problems import Problem
-from odk_mcp.kernel.web import CurrentActor, RowId, parse_bool, success
+from odk_mcp.kernel.web import CurrentActor, RowId, extended, parse_bool, success
 from odk_mcp.services.entities.api.deps import DATASET, EntitiesApi
 
 router = APIRouter(tags=["entities"])
@@ -22,8 +22,10 @@ def _bool_field(body: dict[str, Any], field: str) -> bool | None:
 
 
 @router.get("/v1/projects/{project_id}/datasets")
-async def list_datasets(project_id: RowId, actor: CurrentActor, service: EntitiesApi) -> list[dict[str, Any]]:
-    return [d.to_json() for d in await service.datasets.list_datasets(actor, project_id)]
+async def list_datasets(
+    project_id: RowId, request: Request, actor: CurrentActor, service: EntitiesApi
+) -> list[dict[str, Any]]:
+    return await service.datasets.list_datasets(actor, project_id, extended(request))
 
 
 @router.post("/v1/projects/{project_id}/datasets")
