@@ -68,23 +68,33 @@ class _Reader:
 
     def _run(self) -> None:
         try:
-            with psycopg.connect(self._url) as conn, conn.cursor() as cursor:
-                buffer = bytearray()
-                rows = 0
-                with cursor.copy(self._statement, self._params) as copy:
-                    for data in copy:
-                        buffer += data
-                        rows += 1
-                        if len(buffer) >= self._chunk_bytes:
-                            if not self._put((bytes(buffer), rows)):
-                                return
-                            buffer.clear()
-                            rows = 0
-                if buffer and not self._put((bytes(buffer), rows)):
-                    return
-            self._put(_END)
+            with psycopg.connect(self._url) as conn:
+                try:
+                    self._copy(conn)
+                except psycopg.errors.QueryCanceled:
+                    if not self._stopped.is_set():
+                        raise
         except BaseException as exc:  # noqa: BLE001 - handed to the reading side, which raises it
             self._put(exc)
+
+    def _copy(self, conn: psycopg.Connection[Any]) -> None:
+        with conn.cursor() as cursor, cursor.copy(self._statement, self._params) as copy:
+            buffer = bytearray()
+            rows = 0
+            for data in copy:
+                buffer += data
+                rows += 1
+                if len(buffer) >= self._chunk_bytes:
+                    if not self._put((bytes(buffer), rows)):
+                        # The reader went away: cancel the statement rather than let
+                        # psycopg drain the rest of the COPY when the block exits.
+                        conn.cancel_safe()
+                        return
+                    buffer.clear()
+                    rows = 0
+            if buffer and not self._put((bytes(buffer), rows)):
+                return
+        self._put(_END)
 
 
 async def copy_out(
