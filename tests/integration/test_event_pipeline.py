@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from structlog.testing import capture_logs
@@ -204,6 +205,36 @@ async def test_a_handler_failing_n_times_is_delivered_once_on_attempt_n_plus_one
     [row] = await deliveries(db)
     assert (row["status"], row["attempts"]) == ("done", 3)
     assert row["last_error"].startswith("RuntimeError: cannot handle event")
+
+
+async def test_a_batch_commits_once_and_a_failing_handler_undoes_only_its_own_work(
+    db: Database, make_worker: MakeWorker
+) -> None:
+    good = Recorder("good", {"thing.created"})
+    flaky = Recorder("flaky", {"thing.created"}, failures=1)
+    worker = await make_worker(good, flaky, batch_size=20, backoff=Backoff(base_seconds=3600))
+    await emit_events(db, *["thing.created"] * 5)
+    commits = 0
+
+    def count(_: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    sqlalchemy_event.listen(db.engine.sync_engine, "commit", count)
+    try:
+        assert await worker.run_once() == 10
+    finally:
+        sqlalchemy_event.remove(db.engine.sync_engine, "commit", count)
+
+    # One transaction claimed the ten deliveries and one processed them all.
+    assert commits == 2
+    ids = await outbox_ids(db, "thing.created")
+    assert await received(db) == Counter({("good", i): 1 for i in ids}), "flaky's writes were undone"
+    states = {(r["consumer"], r["event_id"]): (r["status"], r["attempts"]) for r in await deliveries(db)}
+    assert states == {
+        **{("good", i): ("done", 1) for i in ids},
+        **{("flaky", i): ("pending", 1) for i in ids},
+    }
 
 
 async def test_a_failed_delivery_waits_out_its_backoff(db: Database, make_worker: MakeWorker) -> None:

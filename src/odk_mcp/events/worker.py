@@ -2,10 +2,13 @@
 
 One batch at a time, the worker claims due pending deliveries of its registry's consumers
 (`FOR UPDATE SKIP LOCKED`, so any number of workers share the table without taking the same
-row) and marks them running with a lease. Each delivery is then processed in its own
-transaction that first locks the row and checks the claim is still this worker's (same
-attempt, still running), runs the handler inside a savepoint, and marks the delivery done,
-or records the failure: pending again after a backoff, or dead after `max_attempts`.
+row) and marks them running with a lease. The batch is then processed in as few transactions
+as its handlers' time allows (one, unless they take longer than half a lease): each
+transaction first locks the claims it will process and keeps those still this worker's (same
+attempt, still running), runs each handler inside its own savepoint (a failing handler undoes
+only its own work), records each failure (pending again after a backoff, or dead after
+`max_attempts`), and marks the successful deliveries done in one statement. One commit per
+batch instead of one per delivery is what keeps consumers cheaper than ingestion itself.
 
 A worker that dies leaves its claims running; once their lease has expired, any worker puts
 them back to pending (dead if that was the last attempt). Attempts are counted at claim
@@ -188,20 +191,23 @@ class EventWorker:
         if not self._registry:
             return 0
         claims = await self._claim()
-        for index, claim in enumerate(claims):
+        remaining = claims
+        while remaining:
             if self._stopping.is_set():
-                await self._release(claims[index:])
+                await self._release(remaining)
                 break
             try:
-                await self._deliver(claim)
+                remaining = await self._deliver_some(remaining)
             except (OSError, SQLAlchemyError) as exc:
-                # The claim stays running; once its lease expires a worker retries it.
+                # The claims stay running; once their lease expires a worker retries them.
                 log.error(
                     "event_delivery_error",
-                    event_id=claim.event.id,
-                    consumer=claim.consumer,
+                    event_id=remaining[0].event.id,
+                    consumer=remaining[0].consumer,
+                    deliveries=len(remaining),
                     error_type=type(exc).__name__,
                 )
+                break
         return len(claims)
 
     # -- one batch ----------------------------------------------------------------------
@@ -232,51 +238,82 @@ class EventWorker:
             ]
         return sorted(claims, key=lambda c: (c.due_at, c.event.id, c.consumer))
 
-    async def _deliver(self, claim: Claim) -> None:
-        """Run the handler and mark the delivery done in one transaction, or record why not."""
-        consumer = self._registry.get(claim.consumer)
+    async def _deliver_some(self, claims: list[Claim]) -> list[Claim]:
+        """Process claims in one transaction until done, stopping, or half a lease has passed
+        (so no claim waits in the batch past its lease); the claims not reached are returned."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        finished: list[Claim] = []
+        reached = 0
         async with self._db.transaction() as conn:
-            if not await self._still_ours(conn, claim):
-                log.info("event_delivery_taken_over", event_id=claim.event.id, consumer=claim.consumer)
-                return
-            if consumer is None or claim.event.name not in consumer.events:
-                # Created while the consumer still subscribed to this event: nothing to do.
-                await self._finish(conn, claim)
-                return
-            # Stops the handler's other work; its statements stop at the lease (`_still_ours`).
-            deadline = asyncio.timeout(self._lease_seconds + DEADLINE_MARGIN_SECONDS)
-            try:
-                async with conn.begin_nested(), deadline:
-                    await consumer.handle(conn, claim.event)
-            except Exception as exc:  # noqa: BLE001 - any failure of a consumer is recorded and retried
-                if deadline.expired():
-                    error = f"the handler did not finish within {self._lease_seconds:g} s"
-                    await self._fail(conn, claim, "TimeoutError", error)
-                else:
-                    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-                    await self._fail(conn, claim, type(cause).__name__, str(cause))
-            else:
-                await self._finish(conn, claim)
+            ours = await self._lock_ours(conn, claims)
+            for claim in claims:
+                if reached and (self._stopping.is_set() or loop.time() - started > self._lease_seconds / 2):
+                    break
+                reached += 1
+                if (claim.event.id, claim.consumer) not in ours:
+                    log.info("event_delivery_taken_over", event_id=claim.event.id, consumer=claim.consumer)
+                elif await self._run_handler(conn, claim):
+                    finished.append(claim)
+            await self._finish(conn, finished)
+        return claims[reached:]
 
-    async def _still_ours(self, conn: AsyncConnection, claim: Claim) -> bool:
-        """Lock the delivery for this transaction if it is still this worker's claim.
+    async def _run_handler(self, conn: AsyncConnection, claim: Claim) -> bool:
+        """Run the claim's handler in a savepoint; True when it succeeded, else the failure is
+        recorded (in the same transaction) and False."""
+        consumer = self._registry.get(claim.consumer)
+        if consumer is None or claim.event.name not in consumer.events:
+            # Created while the consumer still subscribed to this event: nothing to do.
+            return True
+        # Stops the handler's other work; its statements stop at the lease (`_lock_ours`).
+        deadline = asyncio.timeout(self._lease_seconds + DEADLINE_MARGIN_SECONDS)
+        try:
+            async with conn.begin_nested(), deadline:
+                await consumer.handle(conn, claim.event)
+        except Exception as exc:  # noqa: BLE001 - any failure of a consumer is recorded and retried
+            if deadline.expired():
+                error = f"the handler did not finish within {self._lease_seconds:g} s"
+                await self._fail(conn, claim, "TimeoutError", error)
+            else:
+                cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+                await self._fail(conn, claim, type(cause).__name__, str(cause))
+            return False
+        return True
+
+    async def _lock_ours(self, conn: AsyncConnection, claims: Sequence[Claim]) -> set[tuple[int, str]]:
+        """Lock, for this transaction, the claims still this worker's; their keys.
 
         In the same round trip, PostgreSQL is told to stop the transaction's statements at
         the lease: a clean error the handler's savepoint undoes (an asyncio cancellation in
         the middle of a statement would leave the connection unusable instead).
         """
         timeout_ms = str(int(self._lease_seconds * 1000))
-        row = await conn.execute(
-            select(deliveries.c.attempts, func.set_config("statement_timeout", timeout_ms, True))
-            .where(*_key(claim), deliveries.c.status == "running", deliveries.c.attempts == claim.attempts)
+        rows = await conn.execute(
+            select(
+                deliveries.c.event_id,
+                deliveries.c.consumer,
+                func.set_config("statement_timeout", timeout_ms, True),
+            )
+            .where(
+                tuple_(deliveries.c.event_id, deliveries.c.consumer, deliveries.c.attempts).in_(
+                    [(c.event.id, c.consumer, c.attempts) for c in claims]
+                ),
+                deliveries.c.status == "running",
+            )
             .with_for_update()
         )
-        return row.first() is not None
+        return {(row.event_id, row.consumer) for row in rows}
 
-    async def _finish(self, conn: AsyncConnection, claim: Claim) -> None:
+    async def _finish(self, conn: AsyncConnection, claims: Sequence[Claim]) -> None:
+        if not claims:
+            return
         await conn.execute(
             update(deliveries)
-            .where(*_key(claim))
+            .where(
+                tuple_(deliveries.c.event_id, deliveries.c.consumer).in_(
+                    [(c.event.id, c.consumer) for c in claims]
+                )
+            )
             .values(status="done", processed_at=func.now(), locked_until=None, updated_at=func.now())
         )
 
