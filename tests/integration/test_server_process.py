@@ -85,12 +85,12 @@ class Server:
         return self.process.wait(timeout=60)
 
 
-def start_server(data_dir: Path, log: Path) -> Server:
+def start_server(data_dir: Path, log: Path, **env: str) -> Server:
     port = free_port()
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "odk_mcp", "serve", "--port", str(port), "--data-dir", str(data_dir)],
-            env=clean_env(),
+            env=clean_env(**env),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -267,7 +267,7 @@ def test_sigkill_under_load_loses_no_acknowledged_submission(tmp_path: Path, sit
     recorder = Recorder()
 
     # -- a server, an administrator, a project, a published form with a photo, a phone ------
-    server = start_server(data_dir, log)
+    server = start_server(data_dir, log, **WORKER_ENV)
     site.append(server)
     created = odk(
         "user", "create", "--email", ADMIN_EMAIL, "--admin", "--data-dir", str(data_dir),
@@ -341,7 +341,7 @@ def test_sigkill_under_load_loses_no_acknowledged_submission(tmp_path: Path, sit
     assert len({s.instance_id for s in acked + lost + refused}) == len(attempts)
 
     # -- restart on the same data directory ------------------------------------------------
-    again = start_server(data_dir, log)
+    again = start_server(data_dir, log, **WORKER_ENV)
     site.append(again)
     local = threading.local()
     opened: list[httpx.Client] = []
@@ -463,6 +463,17 @@ def test_sigkill_under_load_loses_no_acknowledged_submission(tmp_path: Path, sit
             everything = [*acked, *lost, *refused, fresh]
             assert {s.instance_id: sha256(s.photo) for s in everything} == photos
             assert_complete(fresh, photo_required=True)
+
+            # Every stored submission's receipt event reaches each of its consumers exactly
+            # once, the killed server's claims included (taken over when their lease ends).
+            # The deliveries table is the consumers' inbox: one row per (event, consumer),
+            # done in the transaction of the consumer's own writes.
+            consumers, events, done, read_model = receipts_processed(pgdata, len(sent))
+            assert {"aggregation", "webhooks"} <= {c.split(".")[0] for c in consumers}, consumers
+            assert events == Counter(dict.fromkeys(sent, 1)), "not one receipt event per submission"
+            assert done == dict.fromkeys(consumers, len(sent)), done
+            # ... and the read model, the aggregation consumer's work, has each one once.
+            assert read_model == Counter(dict.fromkeys(sent, 1))
     finally:
         for client in opened:
             client.close()
@@ -481,6 +492,51 @@ def test_sigkill_under_load_loses_no_acknowledged_submission(tmp_path: Path, sit
         f"{len(attempts)} posts: {len(acked)} acknowledged, {len(lost)} cut off "
         f"({len(survivors)} of them stored), {len(refused)} refused"
     )
+
+
+# The killed server's claimed deliveries come back after their lease: keep it short here.
+WORKER_ENV = {"ODK_MCP_WORKER_LEASE_SECONDS": "5", "ODK_MCP_WORKER_BACKOFF_SECONDS": "0.5"}
+PIPELINE_TIMEOUT = 180.0
+
+
+def receipts_processed(
+    pgdata: Path, submissions: int
+) -> tuple[set[str], Counter[str], dict[str, int], Counter[str]]:
+    """Wait until every receipt delivery of the form is done (or time out); then the consumers of
+    receipts, receipt events per instanceID, done deliveries per consumer, read-model rows."""
+    deadline = time.monotonic() + PIPELINE_TIMEOUT
+    with connect(pgdata) as conn:
+        while True:
+            consumers = {
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT consumer FROM events.subscriptions WHERE event = 'submission.received'"
+                )
+            }
+            states = conn.execute(
+                "SELECT d.consumer, d.status, count(*) FROM events.deliveries d"
+                " JOIN events.outbox o ON o.id = d.event_id"
+                " WHERE o.event = 'submission.received' AND o.payload->>'xmlFormId' = %s"
+                " GROUP BY d.consumer, d.status",
+                (FORM_ID,),
+            ).fetchall()
+            done = {str(c): int(n) for c, status, n in states if status == "done"}
+            rows = conn.execute("SELECT instance_id FROM aggregation.rows WHERE xml_form_id = %s", (FORM_ID,))
+            read_model = Counter(str(r[0]) for r in rows)
+            settled = done == dict.fromkeys(consumers, submissions)
+            settled = settled and sum(read_model.values()) == submissions
+            if settled or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        events = Counter(
+            str(r[0])
+            for r in conn.execute(
+                "SELECT payload->>'instanceId' FROM events.outbox"
+                " WHERE event = 'submission.received' AND payload->>'xmlFormId' = %s",
+                (FORM_ID,),
+            )
+        )
+    return consumers, events, done, read_model
 
 
 def sha256(data: bytes) -> str:
