@@ -20,10 +20,8 @@ from odk_mcp.kernel.actor import SYSTEM
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.services.aggregation import Projector, ReadModel
 from odk_mcp.services.analytics.adapters import store
-from odk_mcp.services.analytics.adapters.frames import load_frame_on
 from odk_mcp.services.analytics.adapters.store import FormRef
 from odk_mcp.services.analytics.domain.fields import VERSION_ID, FieldIndex
-from odk_mcp.services.analytics.domain.quality.incremental import Baseline, check_submissions
 from odk_mcp.services.analytics.quality import Quality
 
 CONSUMER_NAME = "analytics.quality"
@@ -56,6 +54,10 @@ class QualityConsumer:
             literal_column("submission_id") == submission_id,
         ]
         wanted = [f for f in fields.fields if f.type not in ("structure", "repeat") and not f.binary]
+        # Polars and PyArrow load on the first event, not with the server (idle memory).
+        from odk_mcp.services.analytics.adapters.frames import load_frame_on
+        from odk_mcp.services.analytics.domain.quality.incremental import Baseline, check_submissions
+
         await self._projector.apply(conn, submission_id, event.id)
         frame = await load_frame_on(conn, conditions, wanted)
         if frame.height == 0 or frame[VERSION_ID][0] != version_id:

@@ -9,19 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
-import polars as pl
 
 from odk_mcp.kernel import problems
 from odk_mcp.kernel.actor import Actor
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.services.aggregation import FormData, ReadModel
-from odk_mcp.services.analytics.adapters.frames import Column, count_groups, load_frame
 from odk_mcp.services.analytics.domain.errors import AnalysisError
 from odk_mcp.services.analytics.domain.fields import FieldIndex
 from odk_mcp.services.forms import Field
+
+if TYPE_CHECKING:
+    # Polars and PyArrow load on the first analysis, not with the server (idle memory).
+    import polars as pl
+
+    from odk_mcp.services.analytics.adapters.frames import Column
 
 T = TypeVar("T")
 
@@ -73,6 +77,8 @@ class FormFrames:
         except AnalysisError as error:
             raise problem_of(error) from error
         conditions = self._read.submission_conditions(form, odata_filter)
+        from odk_mcp.services.analytics.adapters.frames import load_frame
+
         frame = await load_frame(self._read.db, conditions, wanted, meta, ordered)
         return FormFrame(form, fields, frame)
 
@@ -80,6 +86,8 @@ class FormFrames:
         self, form: FormData, columns: Sequence[Column], odata_filter: str | None = None
     ) -> pl.DataFrame:
         """Counts of the submissions grouped by SQL `columns`, computed by PostgreSQL."""
+        from odk_mcp.services.analytics.adapters.frames import count_groups
+
         return await count_groups(
             self._read.db, self._read.submission_conditions(form, odata_filter), columns
         )

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-import pyarrow as pa
-
 from odk_mcp.kernel.actor import Actor
-from odk_mcp.services.analytics.adapters.frames import answer_text
 from odk_mcp.services.analytics.domain.fields import META_COLUMNS, FieldIndex, Kind, kind_of
 from odk_mcp.services.analytics.domain.survey import Design
 from odk_mcp.services.analytics.loading import FormFrame, FormFrames, compute
@@ -63,6 +60,10 @@ class Statistics:
         single = all(p in _paths(fields) and kind_of(fields.get(p)) is Kind.CATEGORICAL for p in (row, col))
         if single:
             # Two single-choice questions: PostgreSQL counts the pairs, only the table leaves it.
+            import pyarrow as pa
+
+            from odk_mcp.services.analytics.adapters.frames import answer_text
+
             columns = [("r", answer_text(row), pa.string()), ("c", answer_text(col), pa.string())]
             counts = await self._frames.counts(form, columns, odata_filter)
             return await compute(lambda: crosstab_of_counts(counts, fields, row, col, test, suppress_below))
@@ -132,6 +133,8 @@ class Statistics:
 
         form = await self._frames.form(actor, project_id, xml_form_id)
         await compute(lambda: check_time_zone(time_zone))
+        import pyarrow as pa
+
         unit = "week" if interval == "week" else "day"
         zone = "'" + time_zone.replace("'", "''") + "'"
         keys = {"none": "NULL::text", "enumerator": "submitter_id::text", "form_version": "form_version"}
