@@ -5,7 +5,8 @@ message, which caps a big download far below what the server produces. Here a bl
 connection reads the COPY in its own thread and hands over pieces of `chunk_bytes` through a
 small bounded queue (memory stays constant when the client reads slowly); the async side waits
 for each piece in a worker thread. Closing the iterator (the client went away) stops the
-thread and its connection. The same pattern serves the entity list CSVs (entities service).
+thread and its connection.
+Exports (CSV, csv.zip) and the entity list CSVs (entities service) read through it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import anyio
 import psycopg
+from psycopg import sql
 
 CHUNK_BYTES = 256 * 1024
 _END = object()
@@ -29,7 +31,9 @@ def libpq_url(url: str) -> str:
 
 
 class _Reader:
-    def __init__(self, url: str, statement: str, params: Mapping[str, Any] | None, chunk_bytes: int) -> None:
+    def __init__(
+        self, url: str, statement: str | sql.Composed, params: Mapping[str, Any] | None, chunk_bytes: int
+    ) -> None:
         self._url = url
         self._statement = statement
         self._params = params
@@ -98,7 +102,10 @@ class _Reader:
 
 
 async def copy_out(
-    url: str, statement: str, params: Mapping[str, Any] | None = None, chunk_bytes: int = CHUNK_BYTES
+    url: str,
+    statement: str | sql.Composed,
+    params: Mapping[str, Any] | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> AsyncIterator[tuple[bytes, int]]:
     """The output of a `COPY … TO STDOUT` statement as (bytes, rows in them) pieces."""
     reader = _Reader(libpq_url(url), statement, params, chunk_bytes)

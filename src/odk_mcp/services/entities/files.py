@@ -1,26 +1,24 @@
 """Entity lists as files: the CSV ODK Collect downloads (`name,label,__version,<properties>`)
 and the integrity document offline entities check.
 
-The CSV is PostgreSQL's own `COPY … TO STDOUT (FORMAT csv)` streamed straight to the client, so
-a download runs at COPY speed in constant memory. Property names go into the statement only as
-quoted identifiers and literals (psycopg's `sql` composition), never as raw text.
+The CSV is PostgreSQL's own `COPY … TO STDOUT (FORMAT csv)` streamed straight to the client
+through `kernel.copy_out`, so a download runs at COPY speed in constant memory. Property names
+go into the statement only as quoted identifiers and literals (psycopg's `sql` composition),
+never as raw text.
 """
 
 from __future__ import annotations
 
 import hashlib
-import queue
-import threading
 from collections.abc import AsyncIterator, Sequence
 
-import anyio
-import psycopg
 from psycopg import sql
 from sqlalchemy import select
 
 from odk_mcp.kernel import problems
 from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.actor import Actor
+from odk_mcp.kernel.copy_out import copy_out
 from odk_mcp.kernel.db import Database
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.services.entities.adapters import store
@@ -29,7 +27,6 @@ from odk_mcp.services.entities.domain.payloads import parse_uuid
 from odk_mcp.services.forms import FormLookup, LinkedDataset
 
 MAX_INTEGRITY_IDS = 100_000
-CHUNK_BYTES = 256 * 1024
 
 
 def list_hash(dataset_id: int, revision: int) -> str:
@@ -51,72 +48,6 @@ def _copy_statement(dataset_id: int, property_names: Sequence[str]) -> sql.Compo
         "COPY (SELECT {} FROM entities.entities WHERE dataset_id = {} AND deleted_at IS NULL ORDER BY id)"
         " TO STDOUT (FORMAT csv, HEADER true)"
     ).format(sql.SQL(", ").join(columns), sql.Literal(dataset_id))
-
-
-def libpq_url(url: str) -> str:
-    """The database URL as libpq takes it (without SQLAlchemy's driver suffix)."""
-    scheme, sep, rest = url.partition("://")
-    return ("postgresql" + sep + rest) if scheme.startswith(("postgresql+", "postgres")) else url
-
-
-class _Copier:
-    """`COPY … TO STDOUT` read by a blocking psycopg connection in its own thread, handed over
-    in CHUNK_BYTES pieces through a small queue. The async driver pays one event-loop turn per
-    COPY row (PostgreSQL sends one message per row); a plain loop in a thread does not, which
-    makes the download run at about COPY speed. The queue's bound keeps memory constant when the
-    client reads slowly; `stop()` ends the thread when the client goes away."""
-
-    def __init__(self, url: str, statement: sql.Composed) -> None:
-        self._url = url
-        self._statement = statement
-        self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=4)
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="entity-csv", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-
-    def next_chunk(self) -> bytes | None:
-        """The next piece (blocking: call it from a worker thread); None at the end."""
-        while True:
-            try:
-                item = self._queue.get(timeout=1.0)
-            except queue.Empty:
-                if not self._thread.is_alive():
-                    raise RuntimeError("the CSV copy thread ended without finishing") from None
-                continue
-            if isinstance(item, BaseException):
-                raise item
-            return item
-
-    def _put(self, item: bytes | BaseException | None) -> bool:
-        while not self._stopped.is_set():
-            try:
-                self._queue.put(item, timeout=0.5)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self) -> None:
-        try:
-            with psycopg.connect(self._url) as conn, conn.cursor() as cursor:
-                buffer = bytearray()
-                with cursor.copy(self._statement) as copy:
-                    for chunk in copy:
-                        buffer += chunk
-                        if len(buffer) >= CHUNK_BYTES:
-                            if not self._put(bytes(buffer)):
-                                return
-                            buffer.clear()
-                if buffer and not self._put(bytes(buffer)):
-                    return
-            self._put(None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the reading side, which raises it
-            self._put(exc)
 
 
 class DatasetFiles:
@@ -145,16 +76,8 @@ class DatasetFiles:
         async with self._db.read() as conn:
             dataset = await store.dataset(conn, project_id, filename.removesuffix(".csv"))
             statement = _copy_statement(dataset["id"], await store.property_names(conn, dataset["id"]))
-        copier = _Copier(libpq_url(self._db.url), statement)
-        copier.start()
-        try:
-            while True:
-                chunk = await anyio.to_thread.run_sync(copier.next_chunk)
-                if chunk is None:
-                    return
-                yield chunk
-        finally:
-            copier.stop()
+        async for chunk, _ in copy_out(self._db.url, statement):
+            yield chunk
 
     async def open_csv(self, actor: Actor, project_id: int, name: str) -> str:
         """Authorize a REST CSV download (`entity.list`); the list's ETag."""
