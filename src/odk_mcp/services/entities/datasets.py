@@ -160,7 +160,13 @@ class Datasets:
         )
 
     async def update(
-        self, actor: Actor, project_id: int, name: str, approval_required: bool | None, convert: bool | None
+        self,
+        actor: Actor,
+        project_id: int,
+        name: str,
+        approval_required: bool | None,
+        convert: bool | None,
+        owner_only: bool | None = None,
     ) -> DatasetDetail:
         await self._project(actor, "dataset.update", project_id)
         async with self._db.transaction() as conn:
@@ -171,20 +177,26 @@ class Datasets:
                 if pending and convert is None:
                     raise Problem(problems.PENDING_SUBMISSIONS, details={"count": pending})
                 converted = await self._processor.convert_pending(conn, row, apply=bool(convert))
+            changes: dict[str, Any] = {}
             if approval_required is not None and approval_required != row["approval_required"]:
+                changes["approval_required"] = approval_required
+            if owner_only is not None and owner_only != row["owner_only"]:
+                changes["owner_only"] = owner_only
+                # What collectors download changes: their manifest hash must change too.
+                await store.bump(conn, row["id"])
+            if changes:
                 await conn.execute(
                     update(datasets)
                     .where(datasets.c.id == row["id"])
-                    .values(approval_required=approval_required, updated_at=func.now())
+                    .values(**changes, updated_at=func.now())
                 )
+                details: dict[str, Any] = {}
+                if "approval_required" in changes:
+                    details.update(approvalRequired=approval_required, convert=convert, pending=converted)
+                if "owner_only" in changes:
+                    details["ownerOnly"] = owner_only
                 await record_audit(
-                    conn,
-                    actor,
-                    "dataset.update",
-                    "dataset",
-                    name,
-                    project_id=project_id,
-                    details={"approvalRequired": approval_required, "convert": convert, "pending": converted},
+                    conn, actor, "dataset.update", "dataset", name, project_id=project_id, details=details
                 )
                 await emit(
                     conn,
@@ -193,7 +205,8 @@ class Datasets:
                         "projectId": project_id,
                         "name": name,
                         "datasetId": row["id"],
-                        "approvalRequired": approval_required,
+                        "approvalRequired": changes.get("approval_required", row["approval_required"]),
+                        "ownerOnly": changes.get("owner_only", row["owner_only"]),
                         "convert": bool(convert),
                     },
                 )

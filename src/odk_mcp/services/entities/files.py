@@ -29,12 +29,14 @@ from odk_mcp.services.forms import FormLookup, LinkedDataset
 MAX_INTEGRITY_IDS = 100_000
 
 
-def list_hash(dataset_id: int, revision: int) -> str:
-    """Changes whenever the list's entities or properties change (manifest hash, ETag)."""
-    return hashlib.md5(f"entity-list:{dataset_id}:{revision}".encode(), usedforsecurity=False).hexdigest()
+def list_hash(dataset_id: int, revision: int, owner: int | None = None) -> str:
+    """Changes whenever the list's entities or properties change (manifest hash, ETag); the
+    part of an owner-only list one collector receives has a hash of its own."""
+    key = f"entity-list:{dataset_id}:{revision}" + (f":owner:{owner}" if owner is not None else "")
+    return hashlib.md5(key.encode(), usedforsecurity=False).hexdigest()
 
 
-def _copy_statement(dataset_id: int, property_names: Sequence[str]) -> sql.Composed:
+def _copy_statement(dataset_id: int, property_names: Sequence[str], owner: int | None = None) -> sql.Composed:
     columns = [
         sql.SQL("uuid AS name"),
         sql.SQL("label"),
@@ -44,10 +46,11 @@ def _copy_statement(dataset_id: int, property_names: Sequence[str]) -> sql.Compo
             for name in property_names
         ),
     ]
+    mine = sql.SQL(" AND creator_id = {}").format(sql.Literal(owner)) if owner is not None else sql.SQL("")
     return sql.SQL(
-        "COPY (SELECT {} FROM entities.entities WHERE dataset_id = {} AND deleted_at IS NULL ORDER BY id)"
+        "COPY (SELECT {} FROM entities.entities WHERE dataset_id = {} AND deleted_at IS NULL{} ORDER BY id)"
         " TO STDOUT (FORMAT csv, HEADER true)"
-    ).format(sql.SQL(", ").join(columns), sql.Literal(dataset_id))
+    ).format(sql.SQL(", ").join(columns), sql.Literal(dataset_id), mine)
 
 
 class DatasetFiles:
@@ -58,24 +61,39 @@ class DatasetFiles:
         self._authz = authorizer
         self._lookup = lookup
 
-    async def linked(self, project_id: int, filenames: Sequence[str]) -> dict[str, LinkedDataset]:
+    def _owner(self, actor: Actor | None, project_id: int, owner_only: bool) -> int | None:
+        """Whose entities alone `actor` receives: on an owner-only list, an actor who gets
+        entities only through forms (data collectors, app users, public links) receives the
+        ones they created; holders of `entity.list` (managers, viewers) and draft-test tokens
+        (no actor) receive the whole list."""
+        if actor is None or not owner_only or self._authz.can(actor, "entity.list", project_id):
+            return None
+        return actor.id
+
+    async def linked(
+        self, project_id: int, filenames: Sequence[str], actor: Actor | None = None
+    ) -> dict[str, LinkedDataset]:
         names = {f.removesuffix(".csv"): f for f in filenames if f.endswith(".csv")}
         if not names:
             return {}
-        stmt = select(datasets.c.id, datasets.c.name, datasets.c.revision).where(
+        stmt = select(datasets.c.id, datasets.c.name, datasets.c.revision, datasets.c.owner_only).where(
             datasets.c.project_id == project_id, datasets.c.name.in_(list(names))
         )
         async with self._db.read() as conn:
             rows = (await conn.execute(stmt)).all()
         return {
-            names[r.name]: LinkedDataset(filename=names[r.name], md5=list_hash(r.id, r.revision))
+            names[r.name]: LinkedDataset(
+                filename=names[r.name],
+                md5=list_hash(r.id, r.revision, self._owner(actor, project_id, r.owner_only)),
+            )
             for r in rows
         }
 
-    async def csv(self, project_id: int, filename: str) -> AsyncIterator[bytes]:
+    async def csv(self, project_id: int, filename: str, actor: Actor | None = None) -> AsyncIterator[bytes]:
         async with self._db.read() as conn:
             dataset = await store.dataset(conn, project_id, filename.removesuffix(".csv"))
-            statement = _copy_statement(dataset["id"], await store.property_names(conn, dataset["id"]))
+            owner = self._owner(actor, project_id, dataset["owner_only"])
+            statement = _copy_statement(dataset["id"], await store.property_names(conn, dataset["id"]), owner)
         async for chunk, _ in copy_out(self._db.url, statement):
             yield chunk
 
@@ -108,6 +126,9 @@ class DatasetFiles:
             stmt = select(entities.c.uuid, entities.c.deleted_at).where(
                 entities.c.dataset_id == dataset["id"]
             )
+            owner = self._owner(actor, project_id, dataset["owner_only"])
+            if owner is not None:
+                stmt = stmt.where(entities.c.creator_id == owner)
             if ids is not None and ids.strip():
                 wanted = [part.strip() for part in ids.split(",") if part.strip()]
                 if len(wanted) > MAX_INTEGRITY_IDS:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from odk_mcp.kernel.actor import Actor
 from odk_mcp.services.forms.views import AttachmentView
 
 
@@ -24,23 +25,29 @@ class LinkedDataset:
 
 
 class DatasetAttachments(Protocol):
-    async def linked(self, project_id: int, filenames: Sequence[str]) -> dict[str, LinkedDataset]:
-        """The entity lists of the project named by these `<name>.csv` file names."""
+    async def linked(
+        self, project_id: int, filenames: Sequence[str], actor: Actor | None = None
+    ) -> dict[str, LinkedDataset]:
+        """The entity lists of the project named by these `<name>.csv` file names (as `actor`
+        receives them: an owner-only list gives a collector only the entities they created)."""
         ...
 
-    def csv(self, project_id: int, filename: str) -> AsyncIterator[bytes]:
-        """The list's CSV (`name,label,__version,<properties>`), streamed."""
+    def csv(self, project_id: int, filename: str, actor: Actor | None = None) -> AsyncIterator[bytes]:
+        """The list's CSV (`name,label,__version,<properties>`) as `actor` receives it, streamed."""
         ...
 
 
 async def link_datasets(
-    port: DatasetAttachments | None, project_id: int, views: list[AttachmentView]
+    port: DatasetAttachments | None,
+    project_id: int,
+    views: list[AttachmentView],
+    actor: Actor | None = None,
 ) -> list[AttachmentView]:
     """Attachments with the missing `.csv` files that entity lists provide filled in."""
     wanted = [v.name for v in views if not v.exists and v.type == "file" and v.name.endswith(".csv")]
     if port is None or not wanted:
         return views
-    linked = await port.linked(project_id, wanted)
+    linked = await port.linked(project_id, wanted, actor)
     return [
         replace(v, md5=linked[v.name].md5, content_type="text/csv", dataset=True) if v.name in linked else v
         for v in views

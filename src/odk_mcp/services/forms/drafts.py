@@ -297,7 +297,8 @@ class Drafts:
             if row["def_id"] is None:
                 raise Problem(problems.NOT_FOUND)
             rows = await store.attachments_of(conn, row["def_id"])
-        return await link_datasets(self._datasets, project_id, [AttachmentView.from_row(r) for r in rows])
+        views = [AttachmentView.from_row(r) for r in rows]
+        return await link_datasets(self._datasets, project_id, views, actor)
 
     async def attachment(
         self, actor: Actor, project_id: int, xml_form_id: str, name: str, draft: bool = False
@@ -307,10 +308,11 @@ class Drafts:
             raise Problem(problems.NOT_FOUND)
         return found[0]
 
-    def dataset_csv(self, project_id: int, name: str) -> AsyncIterator[bytes]:
-        """The CSV of the entity list an attachment is linked to (see `link_datasets`)."""
+    def dataset_csv(self, project_id: int, name: str, actor: Actor | None = None) -> AsyncIterator[bytes]:
+        """The CSV of the entity list an attachment is linked to (see `link_datasets`), as
+        `actor` receives it (None: a draft-test token, which gets the whole list)."""
         assert self._datasets is not None, "only linked attachments are served from entity lists"
-        return self._datasets.csv(project_id, name)
+        return self._datasets.csv(project_id, name, actor)
 
     def blob_chunks(self, sha256: str) -> Iterator[bytes]:
         """A stored file in pieces (blocking reads: iterate it in a worker thread)."""

@@ -65,6 +65,7 @@ async def update_dataset(
         name,
         _bool_field(body, "approvalRequired"),
         parse_bool("convert", convert, False) if convert is not None else None,
+        _bool_field(body, "ownerOnly"),
     )
     return detail.to_json()
 

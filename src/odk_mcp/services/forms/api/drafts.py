@@ -112,7 +112,7 @@ async def draft_attachment(
     if DRAFT_SCOPE in request.scope:
         return await draft_attachment_by_token(request, forms, project_id, xml_form_id, name, if_none_match)
     view = await forms.drafts.attachment(actor, project_id, xml_form_id, checked_name(name), draft=True)
-    return served_attachment(forms, project_id, view, if_none_match)
+    return served_attachment(forms, project_id, view, if_none_match, actor)
 
 
 @router.post(DRAFT + "/attachments/{name}")
@@ -152,4 +152,4 @@ async def form_attachment(
     if_none_match: str | None = Header(default=None),
 ) -> Response:
     view = await forms.drafts.attachment(actor, project_id, xml_form_id, checked_name(name))
-    return served_attachment(forms, project_id, view, if_none_match)
+    return served_attachment(forms, project_id, view, if_none_match, actor)

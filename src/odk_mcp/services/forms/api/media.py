@@ -9,6 +9,7 @@ from fastapi import Response
 from fastapi.responses import StreamingResponse
 
 from odk_mcp.kernel import problems
+from odk_mcp.kernel.actor import Actor
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.services.forms.domain.attachments import safe_name
 from odk_mcp.services.forms.views import AttachmentView
@@ -43,10 +44,15 @@ def checked_name(name: str) -> str:
 
 
 def served_attachment(
-    forms: FormsService, project_id: int, view: AttachmentView, if_none_match: str | None
+    forms: FormsService,
+    project_id: int,
+    view: AttachmentView,
+    if_none_match: str | None,
+    actor: Actor | None = None,
 ) -> Response:
     """An uploaded file from the blob store, or the CSV of the entity list it is linked to."""
     if view.dataset:
-        return attachment_response(view, forms.drafts.dataset_csv(project_id, view.name), if_none_match)
+        chunks = forms.drafts.dataset_csv(project_id, view.name, actor)
+        return attachment_response(view, chunks, if_none_match)
     assert view.sha256 is not None
     return attachment_response(view, forms.drafts.blob_chunks(view.sha256), if_none_match)
