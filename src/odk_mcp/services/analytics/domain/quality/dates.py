@@ -9,7 +9,7 @@ import polars as pl
 
 from odk_mcp.services.analytics.domain.fields import CREATED_AT, SUBMISSION_ID, FieldIndex, Kind
 from odk_mcp.services.analytics.domain.quality.findings import Finding, QualityConfig, Severity
-from odk_mcp.services.analytics.domain.quality.timestamps import instant
+from odk_mcp.services.analytics.domain.quality.timestamps import instant_in
 
 INTERVIEW_TIMESTAMPS = frozenset({"start", "end", "today"})
 
@@ -22,7 +22,7 @@ def date_findings(frame: pl.DataFrame, fields: FieldIndex, config: QualityConfig
             continue
         interview = field.name in INTERVIEW_TIMESTAMPS
         values = frame.select(
-            pl.col(SUBMISSION_ID), pl.col(CREATED_AT), instant(field.path).alias("at")
+            pl.col(SUBMISSION_ID), pl.col(CREATED_AT), instant_in(frame, field.path).alias("at")
         ).drop_nulls("at")
         if config.enabled("future_date"):
             future = values.filter(pl.col("at") > pl.col(CREATED_AT) + tolerance)

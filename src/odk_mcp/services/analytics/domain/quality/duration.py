@@ -11,7 +11,7 @@ import polars as pl
 
 from odk_mcp.services.analytics.domain.fields import SUBMISSION_ID, FieldIndex
 from odk_mcp.services.analytics.domain.quality.findings import Finding, QualityConfig, Severity
-from odk_mcp.services.analytics.domain.quality.timestamps import instant, metadata_field
+from odk_mcp.services.analytics.domain.quality.timestamps import instant_in, metadata_field
 
 DURATION = "__duration"
 
@@ -22,7 +22,7 @@ def durations(frame: pl.DataFrame, fields: FieldIndex, config: QualityConfig) ->
     end = metadata_field(fields, "end", config.end_field)
     if start is None or end is None or start.path not in frame.columns or end.path not in frame.columns:
         return None
-    seconds = (instant(end.path) - instant(start.path)).dt.total_microseconds() / 1e6
+    seconds = (instant_in(frame, end.path) - instant_in(frame, start.path)).dt.total_microseconds() / 1e6
     return frame.select(seconds.alias(DURATION)).to_series()
 
 

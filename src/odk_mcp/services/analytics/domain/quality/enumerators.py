@@ -45,11 +45,20 @@ def enumerator_table(
     )
     by_submission = Counter(f.submission_id for f in findings if f.submission_id is not None)
     speeding = {f.submission_id for f in findings if f.rule == "speeding"}
-    ids = who[SUBMISSION_ID].to_list()
-    data = who.with_columns(
-        pl.Series("findings", [by_submission.get(i, 0) for i in ids], dtype=pl.Int64),
-        pl.Series("speeding", [i in speeding for i in ids], dtype=pl.Boolean),
-        (durations.alias("d") if durations is not None else pl.lit(None, pl.Float64).alias("d")),
+    flags = pl.DataFrame(
+        {
+            SUBMISSION_ID: list(by_submission),
+            "findings": list(by_submission.values()),
+            "speeding": [i in speeding for i in by_submission],
+        },
+        schema={SUBMISSION_ID: who.schema[SUBMISSION_ID], "findings": pl.Int64, "speeding": pl.Boolean},
+    )
+    data = (
+        who.with_columns(
+            durations.alias("d") if durations is not None else pl.lit(None, pl.Float64).alias("d")
+        )
+        .join(flags, on=SUBMISSION_ID, how="left", maintain_order="left")
+        .with_columns(pl.col("findings").fill_null(0), pl.col("speeding").fill_null(False))
     )
     table = data.group_by("e").agg(
         pl.len().alias("n"),

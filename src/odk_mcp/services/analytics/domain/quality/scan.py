@@ -22,6 +22,7 @@ from odk_mcp.services.analytics.domain.quality.gps import gps_findings
 from odk_mcp.services.analytics.domain.quality.incremental import Baseline
 from odk_mcp.services.analytics.domain.quality.outliers import outlier_findings, spreads
 from odk_mcp.services.analytics.domain.quality.straightlining import straightlining_findings
+from odk_mcp.services.analytics.domain.quality.timestamps import with_instants
 
 RULES = (
     "speeding",
@@ -54,6 +55,7 @@ class QualityScan:
 def scan(frame: pl.DataFrame, fields: FieldIndex, config: QualityConfig | None = None) -> QualityScan:
     """Run the rules over a frame ordered oldest first (duplicates flag the later submission)."""
     config = config or QualityConfig()
+    frame = with_instants(frame, fields)
     seconds = durations(frame, fields, config)
     findings: list[Finding] = []
     if seconds is not None:

@@ -17,6 +17,23 @@ def instant(path: str) -> pl.Expr:
     return pl.coalesce(with_zone, zulu, day).alias(path)
 
 
+def parsed_name(path: str) -> str:
+    return f"{path}\x00instant"
+
+
+def instant_in(frame: pl.DataFrame, path: str) -> pl.Expr:
+    """`instant(path)`, or its column parsed beforehand by `with_instants`."""
+    name = parsed_name(path)
+    return pl.col(name).alias(path) if name in frame.columns else instant(path)
+
+
+def with_instants(frame: pl.DataFrame, fields: FieldIndex) -> pl.DataFrame:
+    """The frame plus its date and dateTime answers parsed once, beside the text (a full scan
+    reads them in several rules, and parsing the text is most of their cost)."""
+    paths = [f.path for f in fields.of_kind(Kind.DATE, Kind.DATETIME) if f.path in frame.columns]
+    return frame.with_columns(instant(p).alias(parsed_name(p)) for p in paths)
+
+
 def metadata_field(fields: FieldIndex, name: str, configured: str | None) -> Field | None:
     """The start/end/today metadata field: the configured path, or the one named `name`."""
     if configured is not None:
