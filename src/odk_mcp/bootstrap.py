@@ -68,6 +68,7 @@ class Container:
             await self.aggregation.start()
             self.worker.start()
             self.webhooks.sender.start()
+            self.entities.backlog.start()
         self.exports.start()
 
     async def close(self) -> None:
@@ -75,6 +76,7 @@ class Container:
         await self.exports.stop()
         await self.worker.stop()
         await self.webhooks.sender.stop()
+        await self.entities.backlog.stop()
         await self.submissions.stop()
         await self.forms.stop()
         await self.db.dispose()
@@ -122,7 +124,14 @@ def build_container(settings: Settings, database_url: str) -> Container:
     sealer = Sealer(secret_key(settings))
     # Entities first: the forms service serves entity lists as attachments through them.
     entities = build_entities_service(
-        db, policy, FormCatalogue(db), FormLookup(db), ActorNames(db), settings.public_url
+        db,
+        policy,
+        FormCatalogue(db),
+        FormLookup(db),
+        ActorNames(db),
+        settings.public_url,
+        backlog_wait=timedelta(hours=settings.entity_backlog_wait_hours),
+        backlog_sweep_seconds=settings.entity_backlog_sweep_seconds,
     )
     forms = build_forms_service(
         db,

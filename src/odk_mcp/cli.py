@@ -23,6 +23,8 @@ user_app = typer.Typer(help="Manage web users from the server machine.", no_args
 app.add_typer(user_app, name="user")
 events_app = typer.Typer(help="Event deliveries to consumers (see docs/events.md).", no_args_is_help=True)
 app.add_typer(events_app, name="events")
+entities_app = typer.Typer(help="Entity lists (see docs/entities.md).", no_args_is_help=True)
+app.add_typer(entities_app, name="entities")
 
 T = TypeVar("T")
 
@@ -155,11 +157,13 @@ def worker(data_dir: DataDir = None) -> None:
                     return
 
         container.webhooks.sender.start()
+        container.entities.backlog.start()
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(stop_on_signal)
             await container.worker.run_forever()
             tasks.cancel_scope.cancel()
         await container.webhooks.sender.stop()
+        await container.entities.backlog.stop()
 
     _run(_settings(data_dir), work)
 
@@ -181,6 +185,23 @@ def events_redrive(
 
     moved = _run(_settings(data_dir), work)
     typer.echo(f"{moved} deliveries back to pending")
+
+
+@entities_app.command("process-backlog")
+def entities_process_backlog(
+    force: Annotated[
+        bool, typer.Option("--force", help="Every held update now, not only those past the wait.")
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Apply held offline entity updates that waited past ODK_MCP_ENTITY_BACKLOG_WAIT_HOURS."""
+    from odk_mcp.bootstrap import Container
+
+    async def work(container: Container) -> int:
+        return await container.entities.backlog.process(force_all=force)
+
+    taken = _run(_settings(data_dir), work)
+    typer.echo(f"{taken} held entity updates applied")
 
 
 @app.command()

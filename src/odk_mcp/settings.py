@@ -82,6 +82,17 @@ class Settings(BaseSettings):
         description="Largest JSON body of POST …/datasets/{name}/entities (bulk entity creation),"
         " 413.1 beyond.",
     )
+    entity_backlog_wait_hours: float = Field(
+        default=120.0,
+        ge=0,
+        description="How long an offline entity update waits for the update it follows before it"
+        " is applied anyway (Central: 5 days).",
+    )
+    entity_backlog_sweep_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often the worker applies held offline entity updates past the wait.",
+    )
     blob_dir: Path | None = Field(
         default=None,
         description="Where blobs (attachments, uploaded XLSForms) live; default <data_dir>/blobs.",

@@ -4,10 +4,12 @@ OData feed of each list, entities from submissions, and lists as form attachment
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from odk_mcp.events import Consumer
 from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.db import Database
+from odk_mcp.services.entities.backlog import BacklogSweeper
 from odk_mcp.services.entities.datasets import Datasets
 from odk_mcp.services.entities.declarations import FormDeclarations
 from odk_mcp.services.entities.entities import Entities, UpdateOptions
@@ -28,6 +30,7 @@ class EntitiesService:
     files: DatasetFiles  # also the forms service's DatasetAttachments port
     declarations: FormDeclarations
     processor: SubmissionEntities
+    backlog: BacklogSweeper  # held offline updates, forced past the wait
 
     def consumers(self) -> list[Consumer]:
         """Event consumers: entity declarations of published forms, entities from submissions."""
@@ -44,6 +47,8 @@ def build_entities_service(
     lookup: FormLookup,
     names: ActorDirectory,
     public_url: str,
+    backlog_wait: timedelta = timedelta(days=5),
+    backlog_sweep_seconds: float = 3600.0,
 ) -> EntitiesService:
     processor = SubmissionEntities()
     return EntitiesService(
@@ -53,11 +58,13 @@ def build_entities_service(
         files=DatasetFiles(db, authorizer, lookup),
         declarations=FormDeclarations(lookup),
         processor=processor,
+        backlog=BacklogSweeper(db, backlog_wait, backlog_sweep_seconds),
     )
 
 
 __all__ = [
     "ActorDirectory",
+    "BacklogSweeper",
     "EntitiesService",
     "FeedRequest",
     "ProjectDirectory",

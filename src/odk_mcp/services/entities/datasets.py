@@ -148,8 +148,10 @@ class Datasets:
         sources = await _source_forms(conn, row["id"])
         feeding: dict[str, list[dict[str, str]]] = {}
         for form in sources:
+            named = {"xmlFormId": form["form"]["xmlFormId"], "name": form["form"]["name"]}
             for _, prop in form["saveto"]:
-                feeding.setdefault(prop, []).append(form["form"])
+                if named not in feeding.setdefault(prop, []):
+                    feeding[prop].append(named)
         return DatasetDetail(
             dataset=DatasetView.from_row(row),
             properties=tuple(
@@ -247,7 +249,8 @@ class Datasets:
 
 
 async def _source_forms(conn: AsyncConnection, dataset_id: int) -> list[dict[str, Any]]:
-    """Forms whose newest published definition feeds the list, with the fields it saves."""
+    """Forms whose newest published definition feeds the list, with the fields each saves; a
+    form feeding it from a repeat carries Central's `repeatPath` (`/members/person/`)."""
     newest = (
         select(
             form_defs.c.project_id, form_defs.c.xml_form_id, func.max(form_defs.c.form_def_id).label("def_id")
@@ -256,16 +259,21 @@ async def _source_forms(conn: AsyncConnection, dataset_id: int) -> list[dict[str
         .subquery()
     )
     stmt = (
-        select(form_defs.c.xml_form_id, form_defs.c.form_name, form_defs.c.saveto)
+        select(form_defs.c.xml_form_id, form_defs.c.form_name, form_defs.c.saveto, form_defs.c.entity_path)
         .join(newest, newest.c.def_id == form_defs.c.form_def_id)
         .where(form_defs.c.dataset_id == dataset_id)
-        .order_by(form_defs.c.xml_form_id)
+        .order_by(form_defs.c.xml_form_id, form_defs.c.entity_path)
     )
-    rows = (await conn.execute(stmt)).all()
-    return [
-        {"form": {"xmlFormId": r.xml_form_id, "name": r.form_name or r.xml_form_id}, "saveto": r.saveto}
-        for r in rows
-    ]
+    out: dict[str, dict[str, Any]] = {}
+    for r in (await conn.execute(stmt)).all():
+        if r.xml_form_id in out:  # one form declaring the list in several places
+            out[r.xml_form_id]["saveto"] = out[r.xml_form_id]["saveto"] + r.saveto
+            continue
+        form: dict[str, str] = {"xmlFormId": r.xml_form_id, "name": r.form_name or r.xml_form_id}
+        if r.entity_path:
+            form["repeatPath"] = f"/{r.entity_path}/"
+        out[r.xml_form_id] = {"form": form, "saveto": r.saveto}
+    return list(out.values())
 
 
 async def _activity(conn: AsyncConnection, dataset: RowMapping) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""Forms that feed entity lists: on `form.published`, read the form's entity block, create
-its list and properties when missing, and remember which fields save to which properties.
+"""Forms that feed entity lists: on `form.published`, read the form's entity blocks (the
+top-level one and those in repeats), create their lists and properties when missing, and
+remember which fields save to which properties of which list.
 
 A consumer of the event pipeline: it runs in the delivery's transaction and is idempotent
 (a definition is recorded once, by id). A broken entity block cannot refuse the upload any
@@ -21,7 +22,7 @@ from odk_mcp.services.entities.adapters.tables import datasets, form_defs, prope
 from odk_mcp.services.entities.domain.xform import (
     EntityDeclaration,
     InvalidEntityForm,
-    read_entity_declaration,
+    read_entity_declarations,
 )
 from odk_mcp.services.forms import FormLookup
 
@@ -51,13 +52,17 @@ class FormDeclarations:
         xml_form_id = str(payload["xmlFormId"])
         row = {"form_def_id": def_id, "project_id": project_id, "xml_form_id": xml_form_id}
         try:
-            declaration = read_entity_declaration(parse_xml(xml, MAX_XFORM_BYTES))
-            if declaration is None:
+            declarations = read_entity_declarations(parse_xml(xml, MAX_XFORM_BYTES))
+            if not declarations:
                 return
-            dataset = await self._dataset(conn, project_id, declaration)
+            # All the form's lists and properties, or none of them.
+            async with conn.begin_nested():
+                made = [(d, await self._dataset(conn, project_id, d)) for d in declarations]
         except (InvalidEntityForm, InvalidDeclaration, UnsafeXml) as exc:
             await conn.execute(
-                insert(form_defs).values(**row, problem=str(exc)[:1000], created_at=func.now())
+                insert(form_defs).values(
+                    **row, entity_path="", problem=str(exc)[:1000], created_at=func.now()
+                )
             )
             await record_audit(
                 conn,
@@ -72,13 +77,19 @@ class FormDeclarations:
             return
         await conn.execute(
             insert(form_defs).values(
-                **row,
-                form_name=declaration.title,
-                dataset_id=dataset["id"],
-                actions=list(declaration.actions),
-                spec_version=declaration.spec_version,
-                saveto=[list(pair) for pair in declaration.saveto],
-                created_at=func.now(),
+                [
+                    {
+                        **row,
+                        "entity_path": declaration.path,
+                        "form_name": declaration.title,
+                        "dataset_id": dataset["id"],
+                        "actions": list(declaration.actions),
+                        "spec_version": declaration.spec_version,
+                        "saveto": [list(pair) for pair in declaration.saveto],
+                        "created_at": func.now(),
+                    }
+                    for declaration, dataset in made
+                ]
             )
         )
 

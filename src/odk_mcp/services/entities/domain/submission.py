@@ -1,10 +1,11 @@
-"""The entity a submission asks for: its `meta/entity` block and the values of the fields
-the form saves to entity properties. Pure: works on the parsed submission XML."""
+"""The entities a submission asks for: each `meta/entity` block of a declared container (the
+top level, or every instance of a repeat) with the values of the fields the form saves to
+entity properties. Pure: works on the parsed submission XML."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lxml import etree
 
@@ -29,6 +30,8 @@ class EntityRequest:
     base_version: int | None
     trunk_version: int | None
     branch_id: str | None
+    path: str = ""  # the declaration's container ("" = top level)
+    position: int = 1  # which instance of the container (1-based), for messages
 
 
 def _local(tag: object) -> str:
@@ -54,8 +57,36 @@ def _uuid(value: str, name: str) -> str:
         raise EntityRequestError(f"{name} [{value[:60]}] is not a valid UUID.") from exc
 
 
+def _instances(root: etree._Element, path: str) -> list[etree._Element]:
+    """Every instance of the container at `path` (several per repeat level)."""
+    nodes = [root]
+    for part in path.split("/") if path else []:
+        nodes = [c for n in nodes for c in n.iterchildren() if _local(c.tag) == part]
+    return nodes
+
+
+def read_entity_requests(
+    root: etree._Element, path: str, saveto: Sequence[tuple[str, str]]
+) -> list[EntityRequest]:
+    """The entity requests of one declaration: one per instance of its container that asks
+    for an action. An unusable block raises EntityRequestError naming the instance."""
+    prefix = f"{path}/" if path else ""
+    relative = [(field.removeprefix(prefix), prop) for field, prop in saveto]
+    out = []
+    for position, node in enumerate(_instances(root, path), start=1):
+        try:
+            request = read_entity_request(node, relative)
+        except EntityRequestError as exc:
+            where = f"Entity {position} of /{path}/: " if path else ""
+            raise EntityRequestError(f"{where}{exc}") from exc
+        if request is not None:
+            out.append(replace(request, path=path, position=position))
+    return out
+
+
 def read_entity_request(root: etree._Element, saveto: Sequence[tuple[str, str]]) -> EntityRequest | None:
-    """The entity block of a submission; None when it asks for no entity action."""
+    """The entity block in the `meta` of `root` (a submission, or one repeat instance of it);
+    None when it asks for no entity action."""
     meta = _child(root, "meta")
     block = _child(meta, "entity") if meta is not None else None
     if block is None:
