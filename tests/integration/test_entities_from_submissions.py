@@ -188,3 +188,52 @@ def test_registration_follow_up_update_conflict_and_approval(server: Server) -> 
     )
     assert review.status_code == 200
     assert server.entity_at(ash, 1)["currentVersion"]["label"] == "ash 7"
+
+
+def test_repeats_and_out_of_order_offline_updates_through_the_worker(server: Server) -> None:
+    """Spec 2025.1 blocks in repeats and the offline backlog on the live server: the event
+    worker applies them as submissions arrive, in branch order whatever the arrival order."""
+    from tests.api.test_entities_backlog import offline_visit
+    from tests.api.test_entities_repeats import PLOT_FORM, plot
+
+    made = server.http.post(
+        f"{server.base}/forms?publish=true",
+        content=PLOT_FORM.encode(),
+        headers={"Content-Type": "text/markdown"},
+    )
+    assert made.status_code == 200, made.text
+    server.publish("tree_visit.xml")
+    listed = wait_for(
+        lambda: (
+            (r := server.http.get(f"{server.base}/datasets/trees")).status_code == 200
+            and r.json()["sourceForms"]
+            and r.json()
+        ),
+        "the list the plot form declares in its repeat",
+    )
+    assert listed["sourceForms"] == [
+        {"xmlFormId": "plot_trees", "name": "Trees of a plot", "repeatPath": "/tree/"}
+    ]
+
+    oak, elm = str(uuid.uuid4()), str(uuid.uuid4())
+    server.submit("plot_trees", plot([(oak, "oak", "10", None), (elm, "elm", "20", None)]))
+    assert server.entity_at(oak, 1)["currentVersion"]["label"] == "oak 10"
+    assert server.entity_at(elm, 1)["currentVersion"]["data"] == {"species": "elm", "girth": "20"}
+
+    # A device's two offline updates of the oak reach the server in reverse order.
+    branch = str(uuid.uuid4())
+    second = server.submit("tree_visit", offline_visit(oak, 7, base=2, trunk=1, branch=branch))
+    wait_for(
+        lambda: [
+            a
+            for a in server.http.get("/v1/audits?action=submission.backlog.hold").json()
+            if a["acteeId"] == second
+        ],
+        "the second update held in the backlog",
+    )
+    assert server.entity_at(oak, 1)["currentVersion"]["version"] == 1
+    server.submit("tree_visit", offline_visit(oak, 6, base=1, trunk=1, branch=branch))
+    final = server.entity_at(oak, 3)
+    assert final["currentVersion"]["data"]["height"] == "7" and final["conflict"] is None
+    versions = server.http.get(f"{server.base}/datasets/trees/entities/{oak}/versions").json()
+    assert [v["data"].get("height") for v in versions] == [None, "6", "7"]

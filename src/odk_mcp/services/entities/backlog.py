@@ -136,7 +136,9 @@ async def release_next(conn: AsyncConnection, applied: list[Applied]) -> None:
         )
         if done.branch_id is not None:
             stmt = stmt.where(backlog.c.branch_id == done.branch_id)
-        held = (await conn.execute(stmt.order_by(backlog.c.id).limit(1).with_for_update())).mappings().first()
+        # A row the sweep holds is left to it (waiting here could deadlock with its list lock).
+        stmt = stmt.order_by(backlog.c.id).limit(1).with_for_update(skip_locked=True)
+        held = (await conn.execute(stmt)).mappings().first()
         if held is None:
             continue
         await _take(conn, held, "reprocess")
