@@ -87,6 +87,7 @@ USER_AGENT = (
 )
 BOUNDARY = "odkbench7MA4YWxkTrZu0gW"
 CEILING_PREFIX = "uuid:ffffffff-"  # instanceIDs of storage-ceiling rows (the server's are uuid4)
+DRAIN_LIMIT = 300.0  # seconds to wait for the event consumers to catch up
 
 # -- the form: 30 questions (24 + 6 in a repeat), groups, selects over shared lists ---------------
 
@@ -706,11 +707,79 @@ def template_of(conn: psycopg.Connection[Any], instance_id: str) -> Template:
     )
 
 
+# Event deliveries: open ones (not done), and the ceiling's, which are not the server's work.
+OPEN_DELIVERIES = "SELECT count(*) FROM events.deliveries WHERE status <> 'done'"
+LAST_EVENT = "SELECT coalesce(max(id), 0) FROM events.outbox"
+SETTLE_CEILING = (
+    "UPDATE events.deliveries SET status = 'done', processed_at = now(), updated_at = now() "
+    "WHERE event_id > %s AND status = 'pending' AND event_id IN "
+    "(SELECT id FROM events.outbox WHERE id > %s AND payload->>'instanceId' LIKE %s)"
+)
+
+
+def open_deliveries(conn: psycopg.Connection[Any]) -> int:
+    return int(conn.execute(OPEN_DELIVERIES).fetchone()[0])  # type: ignore[index]
+
+
+def wait_drained(conn: psycopg.Connection[Any], limit: float) -> tuple[float, int]:
+    """Wait until no delivery is open (at most `limit` s): seconds waited, deliveries left."""
+    started = time.perf_counter()
+    while (left := open_deliveries(conn)) and time.perf_counter() - started < limit:
+        time.sleep(0.05)
+    return time.perf_counter() - started, left
+
+
 STATS_FLUSH = 11.0  # an idle backend reports its statistics within 10 s (PostgreSQL 15+)
 PG_STATS = (
     "SELECT sessions, xact_commit, xact_rollback, tup_inserted, tup_updated, tup_fetched, tup_returned "
     "FROM pg_stat_database WHERE datname = current_database()"
 )
+
+
+@dataclass
+class Sustained:
+    """A long submit phase at 32 clients, watching the consumers' backlog."""
+
+    result: Result
+    samples: list[tuple[float, int]]  # (seconds into the load, open deliveries)
+    backlog_at_end: int
+    drain_seconds: float
+    left: int
+    consumers: int
+
+
+async def sustain(
+    host: str,
+    port: int,
+    requests: Requests,
+    url: str,
+    watch: psycopg.Connection[Any],
+    seconds: float,
+    cpu: Cpu,
+) -> Sustained:
+    """Submit at 32 clients for `seconds`, sampling open deliveries every second, then time how
+    long the consumers take to finish the backlog (with no more load)."""
+    wait_drained(watch, DRAIN_LIMIT)
+    consumers = int(
+        watch.execute(
+            "SELECT count(*) FROM events.subscriptions WHERE event = 'submission.received'"
+        ).fetchone()[0]
+    )  # type: ignore[index]
+    samples: list[tuple[float, int]] = []
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+
+        async def watcher() -> None:
+            started = time.perf_counter()
+            while time.perf_counter() - started < seconds:
+                row = await (await conn.execute(OPEN_DELIVERIES)).fetchone()
+                samples.append((time.perf_counter() - started, int(row[0])))  # type: ignore[index]
+                await asyncio.sleep(1.0)
+
+        makers = [requests.submit(i) for i in range(32)]
+        result = await http_phase(host, port, makers, 201, seconds, cpu, during=watcher)
+    at_end = open_deliveries(watch)
+    drain, left = wait_drained(watch, DRAIN_LIMIT)
+    return Sustained(result, samples, at_end, drain, left, consumers)
 
 
 # -- profiling -----------------------------------------------------------------------------------
@@ -781,6 +850,12 @@ def main() -> None:
         action="store_true",
         help="serve without the in-process event worker: events stay pending (ingestion alone)",
     )
+    parser.add_argument(
+        "--sustain",
+        type=float,
+        default=15.0,
+        help="seconds of a final 32-client phase watching the event backlog (0: none)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     loads = [os.getloadavg()]
@@ -848,6 +923,8 @@ def main() -> None:
 
             status_404 = runner.run(probe())
 
+            watch = psycopg.connect(url, autocommit=True)
+            backlog: dict[int, list[tuple[int, float, int]]] = {}
             results: dict[tuple[str, int], list[Result]] = {}
             phases: list[tuple[str, int]] = [
                 (kind, c) for c in CONCURRENCY for kind in ("submit", "healthz", "post-404")
@@ -866,19 +943,37 @@ def main() -> None:
                             for i in range(c)
                         ]
                         expect = {"submit": 201, "healthz": 200, "post-404": status_404}[kind]
+                        if not args.no_worker:
+                            # Every phase starts with the consumers caught up (untimed).
+                            wait_drained(watch, DRAIN_LIMIT)
                         result = runner.run(http_phase(host, port, makers, expect, args.seconds, cpu))
                         if result.errors:
                             print(f"  {kind} x{c}: unexpected answers {dict(result.errors.most_common(3))}")
-                    elif kind == "row":
-                        result = runner.run(storage_per_row(url, template, c, args.seconds * 0.75, cpu))
+                        if kind == "submit" and not args.no_worker:
+                            left = open_deliveries(watch)
+                            waited, still = wait_drained(watch, DRAIN_LIMIT)
+                            backlog.setdefault(c, []).append((left, waited, still))
                     else:
-                        result = storage_batched(url, template, c, args.seconds * 0.75, kind, cpu)
+                        last = watch.execute(LAST_EVENT).fetchone()[0]  # type: ignore[index]
+                        if kind == "row":
+                            result = runner.run(storage_per_row(url, template, c, args.seconds * 0.75, cpu))
+                        else:
+                            result = storage_batched(url, template, c, args.seconds * 0.75, kind, cpu)
+                        # The ceiling's rows fan out to deliveries like the server's: not the
+                        # server's work, so they are settled here (untimed) instead of being
+                        # processed by its worker during the next phases.
+                        watch.execute(SETTLE_CEILING, (last, last, CEILING_PREFIX + "%"))
                     results.setdefault((kind, c), []).append(result)
                 loads.append(os.getloadavg())
                 print(
                     f"round {rnd + 1}/{args.rounds} done at {time.perf_counter() - started:.0f} s, "
                     f"load average {loads[-1][0]:.2f}"
                 )
+
+            sustained = None
+            if not args.no_worker and args.sustain > 0:
+                sustained = runner.run(sustain(host, port, requests, url, watch, args.sustain, cpu))
+            watch.close()
 
             # Diagnostics (untimed): transactions and tuples per submission, from pg_stat_database.
             with psycopg.connect(url, autocommit=True) as conn:
@@ -976,6 +1071,42 @@ def main() -> None:
                 f"{r['server_ms']:>6.3f} {r['loop_ms']:>7.3f} {r['pg_ms']:>6.3f} {r['gen_ms']:>6.3f} "
                 f"{100 * r['busy']:>6.0f} {100 * r['loop_busy']:>6.0f} {100 * r['gen_busy']:>6.0f}"
             )
+    if backlog:
+        print("\nevent consumers after each submit phase (median of rounds): open deliveries when the load")
+        print("stopped, as seconds of receipts, and seconds until none was open (the consumers catching up)")
+        for c in CONCURRENCY:
+            if c in backlog:
+                left = statistics.median(b[0] for b in backlog[c])
+                waited = statistics.median(b[1] for b in backlog[c])
+                never = max(b[2] for b in backlog[c])
+                lag = left / max(rows[("submit", c)]["rate"], 1e-9)
+                print(
+                    f"  {c:>2} clients: {left:.0f} open ({lag:.1f} s of receipts), drained in {waited:.1f} s"
+                    + (f", {never} still open after {DRAIN_LIMIT:g} s" if never else "")
+                )
+    if sustained is not None:
+        r = sustained.result
+        ordered = sorted(r.latencies)
+        span = args.sustain + WARM_UP
+        receipts = sustained.backlog_at_end / max(sustained.consumers, 1)
+        lag = receipts / max(r.total / span, 1e-9)
+        print(
+            f"\nsustained load, 32 clients, {args.sustain:g} s: {r.rate:.0f} submissions/s (p50 "
+            f"{percentile(ordered, 0.5):.1f} ms, p99 {percentile(ordered, 0.99):.1f} ms), "
+            f"{sustained.consumers} consumers of each receipt"
+        )
+        print(
+            "  open deliveries during the load (s: count): "
+            + ", ".join(f"{t:.0f}: {k}" for t, k in sustained.samples)
+        )
+        print(
+            f"  at the end: {sustained.backlog_at_end} open (≈ {lag:.1f} s of receipts behind); drained "
+            f"{sustained.drain_seconds:.1f} s later"
+            + (f" ({sustained.left} still open)" if sustained.left else "")
+            + f"; receipts consumed at ≈ {r.total / (span + sustained.drain_seconds):.0f}/s on average, "
+            f"ingested at {r.total / span:.0f}/s: the consumers "
+            + ("keep pace (less than 1 s behind)" if lag < 1.0 else "do not keep pace")
+        )
     print(
         "\nxHTTP = rate / GET /healthz rate at the same clients; xstore = rate / COPY ceiling; "
         "srv/loop/PG/gen ms = CPU ms per request of the server process / its event-loop thread / all "

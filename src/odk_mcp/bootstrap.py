@@ -237,6 +237,7 @@ def build_event_worker(settings: Settings, db: Database, consumers: ConsumerRegi
         max_attempts=settings.worker_max_attempts,
         backoff=Backoff(base_seconds=settings.worker_backoff_seconds),
         poll_seconds=settings.worker_poll_seconds,
+        coalesce_seconds=settings.worker_coalesce_seconds,
     )
 
 

@@ -181,7 +181,13 @@ class Settings(BaseSettings):
         description="Run the event worker inside `odk-mcp serve` (false: only `odk-mcp worker` processes).",
     )
     worker_batch_size: int = Field(
-        default=20, ge=1, le=1000, description="Event deliveries a worker claims at a time."
+        default=200, ge=1, le=1000, description="Event deliveries a worker claims at a time."
+    )
+    worker_coalesce_seconds: float = Field(
+        default=0.05,
+        ge=0,
+        le=5,
+        description="How long a woken worker waits for more events to join its batch.",
     )
     worker_max_attempts: int = Field(
         default=8, ge=1, le=100, description="Attempts before a failing event delivery is dead."

@@ -557,3 +557,79 @@ def test_the_worker_command_runs_until_sigterm_and_redrive_revives_dead_deliveri
     _, errors = worker.communicate(timeout=30)
     assert worker.returncode == 0, errors
     assert "event_worker_stopped" in errors
+
+
+# -- batch handlers -----------------------------------------------------------------------
+
+
+class BatchRecorder(Recorder):
+    """A Recorder with a batch handler writing all its events in one statement; the batch
+    fails (after writing) when it holds an event whose payload says `bad`, which the plain
+    handler then fails alone."""
+
+    def __init__(self, name: str, events: Iterable[str]) -> None:
+        super().__init__(name, events)
+        self.batches: list[list[int]] = []
+
+    def consumer(self) -> Consumer:
+        return Consumer(self.name, self.events, self.handle, self.handle_batch)
+
+    async def handle(self, conn: AsyncConnection, event: Event) -> None:
+        if event.payload.get("bad"):
+            self.calls.append(event.id)
+            raise RuntimeError("a bad event")
+        await super().handle(conn, event)
+
+    async def handle_batch(self, conn: AsyncConnection, events: Any) -> None:
+        self.batches.append([e.id for e in events])
+        await conn.execute(
+            text(
+                "INSERT INTO pipeline_test.received (consumer, event_id)"
+                " SELECT :c, unnest(CAST(:e AS bigint[]))"
+            ),
+            {"c": self.name, "e": [e.id for e in events]},
+        )
+        if any(e.payload.get("bad") for e in events):
+            raise RuntimeError("a bad event in the batch")
+
+
+async def test_a_batch_handler_gets_all_of_a_batchs_events_at_once(
+    db: Database, make_worker: MakeWorker
+) -> None:
+    batched = BatchRecorder("batched", {"thing.created"})
+    plain = Recorder("plain", {"thing.created"})
+    worker = await make_worker(batched, plain, batch_size=50)
+    await emit_events(db, *["thing.created"] * 6)
+    assert await worker.drain() == 12
+    ids = await outbox_ids(db, "thing.created")
+    assert batched.batches == [ids], "one call, in event order"
+    assert batched.calls == [], "the plain handler is not called"
+    assert plain.calls == ids
+    assert await received(db) == Counter(
+        {**{("batched", i): 1 for i in ids}, **{("plain", i): 1 for i in ids}}
+    )
+    assert {(r["consumer"], r["status"], r["attempts"]) for r in await deliveries(db)} == {
+        ("batched", "done", 1),
+        ("plain", "done", 1),
+    }
+
+
+async def test_a_failing_batch_is_undone_and_retried_event_by_event(
+    db: Database, make_worker: MakeWorker
+) -> None:
+    batched = BatchRecorder("batched", {"thing.created"})
+    worker = await make_worker(batched, batch_size=50, backoff=Backoff(base_seconds=3600))
+    await emit_events(db, "thing.created", "thing.created")
+    async with db.transaction() as conn:
+        await emit(conn, "thing.created", {"bad": True})
+    await emit_events(db, "thing.created")
+    assert await worker.drain() == 4
+    good_1, good_2, bad, good_3 = await outbox_ids(db, "thing.created")
+    assert batched.batches == [[good_1, good_2, bad, good_3]]
+    # The batch's writes were undone; each event then ran alone, the bad one failing alone.
+    assert batched.calls == [good_1, good_2, bad, good_3]
+    assert await received(db) == Counter(
+        {("batched", good_1): 1, ("batched", good_2): 1, ("batched", good_3): 1}
+    )
+    states = {r["event_id"]: (r["status"], r["attempts"]) for r in await deliveries(db)}
+    assert states == {good_1: ("done", 1), good_2: ("done", 1), bad: ("pending", 1), good_3: ("done", 1)}

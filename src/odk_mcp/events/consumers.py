@@ -13,7 +13,7 @@ to a consumer that subscribes later.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,15 +37,24 @@ class Event:
 
 
 Handler = Callable[[AsyncConnection, Event], Awaitable[None]]
+BatchHandler = Callable[[AsyncConnection, Sequence[Event]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class Consumer:
-    """A named handler of some events; the name identifies its deliveries, so keep it stable."""
+    """A named handler of some events; the name identifies its deliveries, so keep it stable.
+
+    `handle_batch`, when given, does for several events (in claim order) exactly what `handle`
+    does for each, usually with a few set-based statements instead of a few per event: the
+    worker calls it for all of a claimed batch's deliveries to this consumer in one savepoint,
+    and if it raises, undoes it and falls back to `handle`, event by event, so that one bad
+    event fails only its own delivery.
+    """
 
     name: str
     events: frozenset[str]
     handle: Handler
+    handle_batch: BatchHandler | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.events:

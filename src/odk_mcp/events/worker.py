@@ -5,10 +5,13 @@ One batch at a time, the worker claims due pending deliveries of its registry's 
 row) and marks them running with a lease. The batch is then processed in as few transactions
 as its handlers' time allows (one, unless they take longer than half a lease): each
 transaction first locks the claims it will process and keeps those still this worker's (same
-attempt, still running), runs each handler inside its own savepoint (a failing handler undoes
-only its own work), records each failure (pending again after a backoff, or dead after
-`max_attempts`), and marks the successful deliveries done in one statement. One commit per
-batch instead of one per delivery is what keeps consumers cheaper than ingestion itself.
+attempt, still running), then runs them consumer by consumer: a consumer's batch handler once
+for all its claims, in one savepoint, or (without one, or when it fails) each handler in its
+own savepoint (a failing handler undoes only its own work); it records each failure (pending
+again after a backoff, or dead after `max_attempts`) and marks the successful deliveries done
+in one statement. One commit per batch, and a few statements per consumer per batch, is what
+keeps consumers cheaper than ingestion itself. A woken worker waits `coalesce_seconds` before
+claiming, so that a trickle of events makes batches of several rather than one each.
 
 A worker that dies leaves its claims running; once their lease has expired, any worker puts
 them back to pending (dead if that was the last attempt). Attempts are counted at claim
@@ -113,11 +116,12 @@ class EventWorker:
         self,
         db: Database,
         registry: ConsumerRegistry,
-        batch_size: int = 20,
+        batch_size: int = 200,
         lease_seconds: float = 120.0,
         max_attempts: int = 8,
         backoff: Backoff | None = None,
         poll_seconds: float = 1.0,
+        coalesce_seconds: float = 0.0,
     ) -> None:
         self._db = db
         self._registry = registry
@@ -126,6 +130,7 @@ class EventWorker:
         self._max_attempts = max_attempts
         self._backoff = backoff or Backoff()
         self._poll_seconds = poll_seconds
+        self._coalesce_seconds = coalesce_seconds
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -172,6 +177,11 @@ class EventWorker:
                 if claimed < self._batch_size:
                     with suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+                    if self._coalesce_seconds > 0 and not self._stopping.is_set():
+                        # Let the events of the next few requests join this batch: one batch
+                        # of many costs little more than a batch of one.
+                        with suppress(TimeoutError):
+                            await asyncio.wait_for(self._stopping.wait(), self._coalesce_seconds)
         finally:
             if listener is not None:
                 listener.cancel()
@@ -240,23 +250,67 @@ class EventWorker:
 
     async def _deliver_some(self, claims: list[Claim]) -> list[Claim]:
         """Process claims in one transaction until done, stopping, or half a lease has passed
-        (so no claim waits in the batch past its lease); the claims not reached are returned."""
+        (so no claim waits in the batch past its lease); the claims not reached are returned.
+
+        Claims are taken consumer by consumer: all of a consumer's at once through its batch
+        handler when it has one, else (or if that fails) one by one."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         finished: list[Claim] = []
+        groups = _by_consumer(claims)
+        claims = [claim for group in groups for claim in group]
         reached = 0
+
+        def must_stop() -> bool:
+            return reached > 0 and (
+                self._stopping.is_set() or loop.time() - started > self._lease_seconds / 2
+            )
+
         async with self._db.transaction() as conn:
             ours = await self._lock_ours(conn, claims)
-            for claim in claims:
-                if reached and (self._stopping.is_set() or loop.time() - started > self._lease_seconds / 2):
+            for group in groups:
+                if must_stop():
                     break
-                reached += 1
-                if (claim.event.id, claim.consumer) not in ours:
-                    log.info("event_delivery_taken_over", event_id=claim.event.id, consumer=claim.consumer)
-                elif await self._run_handler(conn, claim):
-                    finished.append(claim)
+                mine = [c for c in group if (c.event.id, c.consumer) in ours]
+                if len(mine) > 1 and await self._run_batch(conn, mine):
+                    reached += len(group)
+                    finished += mine
+                    continue
+                for claim in group:
+                    if must_stop():
+                        break
+                    reached += 1
+                    if (claim.event.id, claim.consumer) not in ours:
+                        log.info(
+                            "event_delivery_taken_over", event_id=claim.event.id, consumer=claim.consumer
+                        )
+                    elif await self._run_handler(conn, claim):
+                        finished.append(claim)
             await self._finish(conn, finished)
         return claims[reached:]
+
+    async def _run_batch(self, conn: AsyncConnection, claims: list[Claim]) -> bool:
+        """Run one consumer's claims through its batch handler, in one savepoint; False when it
+        has none or it failed (undone: the claims are then run one by one)."""
+        consumer = self._registry.get(claims[0].consumer)
+        if consumer is None or consumer.handle_batch is None:
+            return False
+        wanted = [c.event for c in claims if c.event.name in consumer.events]
+        if not wanted:
+            return True
+        deadline = asyncio.timeout(self._lease_seconds + DEADLINE_MARGIN_SECONDS)
+        try:
+            async with conn.begin_nested(), deadline:
+                await consumer.handle_batch(conn, wanted)
+        except Exception as exc:  # noqa: BLE001 - retried event by event
+            log.info(
+                "event_batch_failed",
+                consumer=consumer.name,
+                deliveries=len(wanted),
+                error_type=type(exc).__name__,
+            )
+            return False
+        return True
 
     async def _run_handler(self, conn: AsyncConnection, claim: Claim) -> bool:
         """Run the claim's handler in a savepoint; True when it succeeded, else the failure is
@@ -378,6 +432,14 @@ class EventWorker:
             except (OSError, psycopg.Error) as exc:
                 log.warning("event_listener_disconnected", error_type=type(exc).__name__)
             await asyncio.sleep(max(self._poll_seconds, 1.0) * 5)
+
+
+def _by_consumer(claims: Sequence[Claim]) -> list[list[Claim]]:
+    """Claims grouped by consumer (in order of first appearance), each group in claim order."""
+    groups: dict[str, list[Claim]] = {}
+    for claim in claims:
+        groups.setdefault(claim.consumer, []).append(claim)
+    return list(groups.values())
 
 
 def _key(claim: Claim) -> tuple[Any, Any]:

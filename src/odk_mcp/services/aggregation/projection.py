@@ -4,8 +4,9 @@ Every application re-reads the submission's CURRENT state (through the submissio
 snapshot port, on the caller's connection) and replaces its rows as a whole, so applying an
 event twice, late or out of order converges on the same rows. Writers of one submission are
 serialised by a transaction-scoped advisory lock taken BEFORE the read: whoever writes last
-also read last, so a slow writer can never put back an older state. An event older than the
-one last applied is skipped (the later application already read a newer state).
+also read last, so a slow writer can never put back an older state. An event no newer than the
+one last applied is skipped (that application read the state after this event, or a newer one).
+Several events are applied together with a few set-based statements (`apply_many`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from odk_mcp.services.forms import Field, FormLookup
 from odk_mcp.services.submissions import (
     SubmissionSnapshot,
     count_submissions,
-    read_snapshot,
     read_snapshots,
     submission_ids,
 )
@@ -70,32 +70,64 @@ class Projector:
         self._lookup = lookup
 
     def consumer(self) -> Consumer:
-        return Consumer(CONSUMER_NAME, EVENTS, self.handle)
+        return Consumer(CONSUMER_NAME, EVENTS, self.handle, self.handle_batch)
 
     async def handle(self, conn: AsyncConnection, event: Event) -> None:
-        submission_id = event.payload.get("submissionId")
-        if not isinstance(submission_id, int):
-            raise ValueError(f"event {event.id} ({event.name}) has no integer submissionId")
-        await self.apply(conn, submission_id, event.id)
+        await self.apply(conn, _submission_id(event), event.id)
+
+    async def handle_batch(self, conn: AsyncConnection, events: Sequence[Event]) -> None:
+        """`handle` for several events: each submission once, for the latest of its events."""
+        latest: dict[int, int] = {}
+        for event in events:
+            submission_id = _submission_id(event)
+            latest[submission_id] = max(event.id, latest.get(submission_id, event.id))
+        await self.apply_many(conn, latest)
 
     async def apply(self, conn: AsyncConnection, submission_id: int, event_id: int) -> None:
         """Bring one submission's rows to its current state (event `event_id` triggered it)."""
-        await conn.execute(_LOCK, {"cls": LOCK_CLASS, "key": _lock_key(submission_id)})
-        stored = (
-            await conn.execute(
-                select(rows.c.event_id, rows.c.version_id).where(rows.c.submission_id == submission_id)
+        await self.apply_many(conn, {submission_id: event_id})
+
+    async def apply_many(self, conn: AsyncConnection, events: dict[int, int]) -> None:
+        """`apply` for several submissions (submission id -> the event that triggered it), with
+        a few statements for all of them.
+
+        Rows already written for that event or a later one are current (that application read
+        the submission after the event was committed) and are left alone: the read model's and
+        the quality checks' consumers both bring a submission current, and the second one
+        finds nothing to do.
+        """
+        if not events:
+            return
+        ids = sorted(events)
+        if len(ids) == 1:
+            await conn.execute(_LOCK, {"cls": LOCK_CLASS, "key": _lock_key(ids[0])})
+        else:
+            await conn.execute(_LOCK_MANY, {"cls": LOCK_CLASS, "keys": [_lock_key(i) for i in ids]})
+        stored = {
+            row.submission_id: row
+            for row in await conn.execute(
+                select(rows.c.submission_id, rows.c.event_id, rows.c.version_id).where(
+                    rows.c.submission_id.in_(ids)
+                )
             )
-        ).first()
-        if stored is not None and stored.event_id > event_id:
+        }
+        stale = [i for i in ids if i not in stored or stored[i].event_id < events[i]]
+        if not stale:
             return
-        snapshot = await read_snapshot(conn, submission_id)
-        if snapshot is None:
-            await conn.execute(delete(repeat_rows).where(repeat_rows.c.submission_id == submission_id))
-            await conn.execute(delete(rows).where(rows.c.submission_id == submission_id))
-            return
-        fields = await self._fields(snapshot.form_def_id)
-        same_version = stored is not None and stored.version_id == snapshot.version_id
-        await _write(conn, [snapshot], fields, event_id, replace_repeats=not same_version)
+        snapshots = await read_snapshots(conn, stale)
+        gone = sorted(set(stale) - {s.submission_id for s in snapshots})
+        if gone:
+            await conn.execute(delete(repeat_rows).where(repeat_rows.c.submission_id.in_(gone)))
+            await conn.execute(delete(rows).where(rows.c.submission_id.in_(gone)))
+        by_def: dict[tuple[int, bool], list[SubmissionSnapshot]] = {}
+        for snapshot in snapshots:
+            old = stored.get(snapshot.submission_id)
+            same_version = old is not None and old.version_id == snapshot.version_id
+            by_def.setdefault((snapshot.form_def_id, same_version), []).append(snapshot)
+        for (def_id, same_version), batch in by_def.items():
+            fields = await self._fields(def_id)
+            event_ids = [events[s.submission_id] for s in batch]
+            await _write(conn, batch, fields, event_ids, replace_repeats=not same_version)
 
     async def rebuild(
         self,
@@ -119,7 +151,7 @@ class Projector:
                 fields_by_def = {s.form_def_id: await self._fields(s.form_def_id) for s in snapshots}
                 for def_id, fields in fields_by_def.items():
                     batch = [s for s in snapshots if s.form_def_id == def_id]
-                    await _write(conn, batch, fields, 0, replace_repeats=True)
+                    await _write(conn, batch, fields, [0] * len(batch), replace_repeats=True)
             after = ids[-1]
             done += len(ids)
             if progress is not None:
@@ -149,6 +181,13 @@ class Projector:
         return field_index(schema)
 
 
+def _submission_id(event: Event) -> int:
+    submission_id = event.payload.get("submissionId")
+    if not isinstance(submission_id, int):
+        raise ValueError(f"event {event.id} ({event.name}) has no integer submissionId")
+    return submission_id
+
+
 def _upsert() -> Any:
     statement = pg_insert(rows)
     updates: dict[str, Any] = {
@@ -172,15 +211,19 @@ async def _write(
     conn: AsyncConnection,
     snapshots: Sequence[SubmissionSnapshot],
     fields: dict[str, Field],
-    event_id: int,
+    event_ids: Sequence[int],
     *,
     replace_repeats: bool,
 ) -> None:
-    """Upsert the root rows and, when asked, replace the repeat rows of these submissions."""
+    """Upsert the root rows (each with its event id) and, when asked, replace the repeat rows
+    of these submissions."""
     flats = [(s, flatten(s.data, fields, s.instance_id)) for s in snapshots]
     # One statement executed for many parameter sets (psycopg batches them): a multi-row
     # VALUES literal would be compiled anew for every batch size.
-    await conn.execute(_UPSERT, [_row_values(s, flat.root, event_id) for s, flat in flats])
+    await conn.execute(
+        _UPSERT,
+        [_row_values(s, flat.root, e) for (s, flat), e in zip(flats, event_ids, strict=True)],
+    )
     if not replace_repeats:
         return
     ids = [s.submission_id for s in snapshots]

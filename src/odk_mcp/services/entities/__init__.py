@@ -36,7 +36,9 @@ class EntitiesService:
         """Event consumers: entity declarations of published forms, entities from submissions."""
         return [
             Consumer("entities.form_declarations", frozenset({"form.published"}), self.declarations.handle),
-            Consumer("entities.submissions", SUBMISSION_EVENTS, self.processor.handle),
+            Consumer(
+                "entities.submissions", SUBMISSION_EVENTS, self.processor.handle, self.processor.handle_batch
+            ),
         ]
 
 

@@ -90,6 +90,21 @@ class SubmissionEntities:
         if ready:
             await self.apply(conn, snapshot, ready)
 
+    async def handle_batch(self, conn: AsyncConnection, events: Sequence[Event]) -> None:
+        """`handle` for several events, with one look-up of which of their form definitions
+        declare an entity: the events of the others need nothing."""
+        def_ids = {int(d) for e in events if (d := e.payload.get("formDefId")) is not None}
+        declaring = set()
+        if def_ids:
+            stmt = select(form_defs.c.form_def_id).where(
+                form_defs.c.form_def_id.in_(sorted(def_ids)), form_defs.c.dataset_id.is_not(None)
+            )
+            declaring = set((await conn.execute(stmt)).scalars())
+        for event in events:
+            def_id = event.payload.get("formDefId")
+            if def_id is None or int(def_id) in declaring:
+                await self.handle(conn, event)
+
     async def _declares(self, conn: AsyncConnection, def_id: int) -> bool:
         stmt = select(form_defs.c.form_def_id).where(
             form_defs.c.form_def_id == def_id, form_defs.c.dataset_id.is_not(None)

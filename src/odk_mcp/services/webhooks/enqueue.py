@@ -11,6 +11,7 @@ moment (the version the event names, for receipts and edits). A delivery's key i
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -131,5 +132,37 @@ def submission_json(snapshot: SubmissionSnapshot) -> dict[str, Any]:
     }
 
 
+async def enqueue_batch(conn: AsyncConnection, events: Sequence[Event]) -> None:
+    """`enqueue` for several events: one look-up of the live subscriptions of their projects,
+    and `enqueue` only for the events one of them may want (most projects have none)."""
+    projects = {
+        p
+        for e in events
+        if isinstance(p := e.payload.get("projectId"), int) and e.payload.get("draft") is not True
+    }
+    if not projects:
+        return
+    live = (
+        await conn.execute(
+            select(subscriptions.c.project_id, subscriptions.c.events, subscriptions.c.xml_form_ids).where(
+                subscriptions.c.project_id.in_(sorted(projects)),
+                subscriptions.c.deleted_at.is_(None),
+                subscriptions.c.active,
+            )
+        )
+    ).all()
+    if not live:
+        return
+    for event in events:
+        payload = event.payload
+        if any(
+            sub.project_id == payload.get("projectId")
+            and event.name in sub.events
+            and (sub.xml_form_ids is None or (payload.get("xmlFormId") or "") in sub.xml_form_ids)
+            for sub in live
+        ):
+            await enqueue(conn, event)
+
+
 def webhooks_consumer() -> Consumer:
-    return Consumer(CONSUMER_NAME, WEBHOOK_EVENTS, enqueue)
+    return Consumer(CONSUMER_NAME, WEBHOOK_EVENTS, enqueue, enqueue_batch)

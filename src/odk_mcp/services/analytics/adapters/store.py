@@ -89,15 +89,19 @@ async def replace_all(conn: AsyncConnection, form: FormRef, found: Sequence[Find
     await upsert(conn, form, found, "scan")
 
 
-async def replace_for_submission(
-    conn: AsyncConnection, form: FormRef, submission_id: int, rules: Sequence[str], found: Sequence[Finding]
+async def replace_for_submissions(
+    conn: AsyncConnection,
+    form: FormRef,
+    submission_ids: Sequence[int],
+    rules: Sequence[str],
+    found: Sequence[Finding],
 ) -> None:
-    """An incremental check of one submission: its findings of the rules that were checked."""
+    """An incremental check of some submissions: their findings of the rules that were checked."""
     keep = [fingerprint(f) for f in found]
     await conn.execute(
         delete(findings).where(
             findings.c.form_id == form.form_id,
-            findings.c.submission_id == submission_id,
+            findings.c.submission_id.in_(list(submission_ids)),
             findings.c.rule.in_(list(rules)),
             findings.c.fingerprint.not_in(keep),
         )
