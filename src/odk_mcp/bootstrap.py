@@ -172,7 +172,9 @@ def build_container(settings: Settings, database_url: str) -> Container:
         sealer=sealer,
         actor_cache_seconds=settings.auth_cache_seconds,
     )
-    aggregation = build_aggregation_service(db, policy, forms.lookup, users.names, settings.public_url)
+    aggregation = build_aggregation_service(
+        db, policy, forms.lookup, users.names, settings.public_url, columns_dir=settings.data_dir / "columns"
+    )
     exports = build_exports_service(
         db,
         aggregation.read_model,

@@ -10,18 +10,25 @@
   `rebuild(form_ids=None, progress=…)` rewriting it from the stored submissions.
 - `Summaries` (`service.summaries`): `await summaries.summarize(actor, project_id, xml_form_id,
   draft=False, odata_filter=None, language=None)` → per-question counts, percentages,
-  missingness, numeric statistics and histograms, date ranges, submissions per day (SQL).
+  missingness, numeric statistics and histograms, date ranges, submissions per day (Polars
+  over the columnar cache; SQL when there is none).
+- `ColumnCache` (`service.columns`, None when not configured): `await columns.frames(form,
+  {table: [cache columns]}, odata_filter=None)` → typed Polars frames of a form's root and
+  repeat tables as of one transaction (`text_column(path)`, `number_column(path)`, metadata
+  columns `META`; see columns.py).
 - `ODataFeeds` (`service.odata`): OData service/metadata/data documents (docs/odata.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from odk_mcp.events import Consumer
 from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.aggregation.catch_up import CatchUp
+from odk_mcp.services.aggregation.columns import META, ROOT, ColumnCache, number_column, text_column
 from odk_mcp.services.aggregation.domain.flatten import Flattened, RepeatInstance, flatten, merged_fields
 from odk_mcp.services.aggregation.odata.feeds import ODataFeeds, SubmitterNames
 from odk_mcp.services.aggregation.projection import CONSUMER_NAME, Projector, RebuildProgress
@@ -38,6 +45,7 @@ class AggregationService:
     summaries: Summaries
     catch_up: CatchUp
     public_url: str
+    columns: ColumnCache | None = None
 
     async def start(self) -> None:
         """Rebuild in the background when the read model is empty but submissions exist."""
@@ -51,23 +59,35 @@ class AggregationService:
 
 
 def build_aggregation_service(
-    db: Database, authorizer: Authorizer, lookup: FormLookup, names: SubmitterNames, public_url: str
+    db: Database,
+    authorizer: Authorizer,
+    lookup: FormLookup,
+    names: SubmitterNames,
+    public_url: str,
+    columns_dir: Path | None = None,
 ) -> AggregationService:
+    """`columns_dir`: where the columnar cache keeps its files (None: no cache; summaries and
+    analytics then read the read model in SQL)."""
     read_model = ReadModel(db, authorizer, lookup)
     projector = Projector(db, lookup)
+    columns = ColumnCache(read_model, columns_dir) if columns_dir is not None else None
     return AggregationService(
         read_model=read_model,
         projector=projector,
         odata=ODataFeeds(read_model, names),
-        summaries=Summaries(read_model),
+        summaries=Summaries(read_model, columns),
         catch_up=CatchUp(db, projector),
         public_url=public_url,
+        columns=columns,
     )
 
 
 __all__ = [
     "CONSUMER_NAME",
+    "META",
+    "ROOT",
     "AggregationService",
+    "ColumnCache",
     "Flattened",
     "FormData",
     "ODataFeeds",
@@ -80,4 +100,6 @@ __all__ = [
     "build_aggregation_service",
     "flatten",
     "merged_fields",
+    "number_column",
+    "text_column",
 ]
