@@ -1,11 +1,15 @@
-"""Analytics over a million submissions: crosstab, weighted estimate, daily summary and the
-full quality scan through the real facades (permission check, form lookup, COPY out of the
-read model, Polars/SciPy), each beside a same-run baseline: the equivalent bare SQL
-aggregate over the same rows (what PostgreSQL alone takes to answer a simpler question) and,
-for the scan, the load alone plus a plain Polars group-by. Also the precision and recall of
-every planted quality rule on the synthetic survey.
+"""Analytics over a million submissions: crosstab, weighted estimate, daily counts, the
+form summary endpoint and the full quality scan through the real facades (permission check,
+form lookup, the columnar cache's delta check and column-projected read, Polars/SciPy), each
+beside same-run baselines: the equivalent plain Polars query over the same rows in a Parquet
+file (the issue's baseline), and the bare SQL aggregate over the read model's JSON. Also the
+cache's first build, a read after 1,000 edited submissions (the delta merged from
+PostgreSQL), and the precision and recall of every planted quality rule.
 
-    python bench/analytics.py [--rows 1000000] [--rounds 3]
+    python bench/analytics.py [--rows 1000000] [--rounds 3] [--data-dir DIR] [--no-scan]
+
+`--data-dir` keeps the embedded PostgreSQL and its million rows between runs (the columnar
+cache is deleted at each start, so its first build is measured every time).
 
 Rows are the synthetic survey of `odk_mcp.services.analytics.synthetic` (28 columns, planted
 problems), published as a real form and written straight into `aggregation.rows` with COPY.
@@ -16,6 +20,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
+import shutil
 import statistics
 import tempfile
 import time
@@ -33,6 +39,7 @@ from odk_mcp.gateway.logs import configure_logging
 from odk_mcp.infra import migrations
 from odk_mcp.infra.embedded_postgres import EmbeddedPostgres
 from odk_mcp.kernel.actor import SYSTEM
+from odk_mcp.services.aggregation import ROOT, number_column, text_column
 from odk_mcp.services.analytics.domain.fields import FieldIndex
 from odk_mcp.services.analytics.domain.quality.findings import Area, QualityConfig
 from odk_mcp.services.analytics.domain.quality.scan import scan
@@ -51,15 +58,17 @@ DAILY_SQL = """SELECT date_trunc('day', created_at), count(*) FROM aggregation.r
 WHERE form_id = :form_id AND NOT draft AND deleted_at IS NULL GROUP BY 1"""
 
 
+async def session(client: httpx.AsyncClient) -> dict[str, str]:
+    response = await client.post("/v1/sessions", json={"email": EMAIL, "password": PASSWORD})
+    return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
 async def publish(container: Container) -> int:
     await container.users.accounts.create_user(SYSTEM, EMAIL, PASSWORD, None)
     await container.users.accounts.promote(SYSTEM, EMAIL)
     transport = httpx.ASGITransport(app=create_app(container=container))
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-        token = (await client.post("/v1/sessions", json={"email": EMAIL, "password": PASSWORD})).json()[
-            "token"
-        ]
-        auth = {"Authorization": f"Bearer {token}"}
+        auth = await session(client)
         pid = int((await client.post("/v1/projects", json={"name": "Bench"}, headers=auth)).json()["id"])
         response = await client.post(
             f"/v1/projects/{pid}/forms",
@@ -125,9 +134,15 @@ async def sql(container: Container, query: str, form_id: int) -> Any:
         return (await conn.execute(text(query), {"form_id": form_id})).all()
 
 
-async def run(url: str, data_dir: Path, rows: int, rounds: int, quality: bool) -> None:
-    settings = Settings(database_url=url, data_dir=data_dir)  # type: ignore[call-arg]
-    container = build_container(settings, url)
+async def prepare(container: Container, data_dir: Path, rows: int) -> tuple[int, int]:
+    """Publish and load the survey, or find it loaded by an earlier run in this data dir."""
+    state = data_dir / "bench-analytics.json"
+    if state.exists():
+        saved = json.loads(state.read_text())
+        if saved["rows"] == rows:
+            print(f"reusing {rows:,} submissions loaded earlier in {data_dir}")
+            return int(saved["pid"]), int(saved["form_id"])
+        raise SystemExit(f"{data_dir} holds {saved['rows']:,} rows, not {rows:,}: use another --data-dir")
     pid = await publish(container)
     started = time.perf_counter()
     frame, _ = survey(rows, enumerators=200, seed=11)
@@ -135,29 +150,113 @@ async def run(url: str, data_dir: Path, rows: int, rounds: int, quality: bool) -
     form_id = await load_rows(container, pid, frame)
     writing = time.perf_counter() - started - generated
     print(f"{frame.height:,} submissions generated in {generated:.1f} s, written in {writing:.1f} s")
+    state.write_text(json.dumps({"rows": rows, "pid": pid, "form_id": form_id}))
+    return pid, form_id
+
+
+def plain(path: Path, query: Callable[[pl.LazyFrame], pl.LazyFrame]) -> Callable[[], Awaitable[Any]]:
+    """A baseline: the same question asked of the same rows in a Parquet file, in plain Polars."""
+
+    async def work() -> Any:
+        return query(pl.scan_parquet(path)).collect()
+
+    return work
+
+
+def summary_baseline(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """What the summary computes, as one plain Polars query: answered counts of every field,
+    numeric mean/sd/min/max/quantiles, and value counts of the single-choice ones."""
+    fields = survey_fields()
+    numeric = [f.path for f in fields if f.type in ("int", "decimal")]
+    exprs: list[pl.Expr] = [pl.col(text_column(f.path)).count().alias(f.path) for f in fields]
+    for p in numeric:
+        value = pl.col(number_column(p))
+        exprs += [
+            value.mean().alias(f"{p}mean"),
+            value.std().alias(f"{p}sd"),
+            value.min().alias(f"{p}min"),
+            value.max().alias(f"{p}max"),
+        ]
+        exprs += [value.quantile(q).alias(f"{p}{q}") for q in (0.05, 0.25, 0.5, 0.75, 0.95)]
+    return frame.select(exprs)
+
+
+async def run(url: str, data_dir: Path, rows: int, rounds: int, quality: bool) -> None:
+    settings = Settings(database_url=url, data_dir=data_dir)  # type: ignore[call-arg]
+    shutil.rmtree(data_dir / "columns", ignore_errors=True)
+    container = build_container(settings, url)
+    pid, form_id = await prepare(container, data_dir, rows)
     stats = container.analytics.statistics
     design = Design(weights="/weight", strata="/region", clusters="/village")
+    columns = container.aggregation.columns
+    assert columns is not None
+    transport = httpx.ASGITransport(app=create_app(container=container))
+    client = httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=600)
+    auth = await session(client)
+
+    async def summary() -> None:
+        response = await client.get(f"/v1/projects/{pid}/forms/{FORM_ID}/summary", headers=auth)
+        assert response.status_code == 200, response.text
+
+    print(f"\nfirst request (builds the columnar cache of {rows:,} rows): ", end="", flush=True)
+    print(f"{await timed(lambda: stats.crosstab(SYSTEM, pid, FORM_ID, '/region', '/crop')):.1f} s")
+    directory = columns.directory / f"form-{form_id}-published"
+    manifest = json.loads((directory / "manifest.json").read_text())
+    parquet = directory / manifest["tables"][ROOT]
+    print(f"cache files: {sum(f.stat().st_size for f in directory.glob('*.parquet')) / 1e6:.0f} MB")
+    region, crop = text_column("/region"), text_column("/crop")
+    income, weight = number_column("/income"), number_column("/weight")
     cases: dict[str, Callable[[], Awaitable[Any]]] = {
         "crosstab /region x /crop (facade)": lambda: stats.crosstab(SYSTEM, pid, FORM_ID, "/region", "/crop"),
-        "  baseline: SQL GROUP BY of the 2 fields": lambda: sql(container, CROSSTAB_SQL, form_id),
+        "  baseline: plain Polars group-by of the 2 columns (Parquet)": plain(
+            parquet, lambda f: f.group_by(region, crop).len()
+        ),
+        "  baseline: SQL GROUP BY of the 2 fields (JSONB)": lambda: sql(container, CROSSTAB_SQL, form_id),
         "weighted mean /income, strata+clusters (facade)": lambda: stats.estimate(
             SYSTEM, pid, FORM_ID, "/income", design
         ),
-        "  baseline: SQL weighted mean of the same fields": lambda: sql(container, MEAN_SQL, form_id),
+        "  baseline: plain Polars weighted mean (Parquet)": plain(
+            parquet,
+            lambda f: f.select(
+                (pl.col(weight) * pl.col(income)).sum() / pl.col(weight).sum(),
+                pl.col(text_column("/village")).n_unique(),
+            ),
+        ),
+        "  baseline: SQL weighted mean of the same fields (JSONB)": lambda: sql(container, MEAN_SQL, form_id),
         "weighted proportions /crop, strata+clusters (facade)": lambda: stats.estimate(
             SYSTEM, pid, FORM_ID, "/crop", design
         ),
         "submissions per day (facade)": lambda: stats.timeseries(SYSTEM, pid, FORM_ID, "day"),
+        "  baseline: plain Polars daily counts (Parquet)": plain(
+            parquet, lambda f: f.group_by(pl.from_epoch("created_at", time_unit="us").dt.date()).len()
+        ),
         "  baseline: SQL date_trunc GROUP BY": lambda: sql(container, DAILY_SQL, form_id),
+        "GET .../summary (HTTP, every question)": summary,
+        "  baseline: plain Polars counts/stats/quantiles (Parquet)": plain(parquet, summary_baseline),
     }
     samples: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(rounds):
         for name, work in cases.items():
             samples[name].append(await timed(work))
-    print(f"\n{'operation (median of ' + str(rounds) + ')':<56} {'seconds':>8}")
+    print(f"\n{'operation (median of ' + str(rounds) + ')':<62} {'seconds':>8}")
     for name, values in samples.items():
-        print(f"{name:<56} {statistics.median(values):>8.2f}")
+        print(f"{name:<62} {statistics.median(values):>8.2f}")
 
+    # Edits after the cache was written: the delta is read from PostgreSQL and merged.
+    async with container.db.transaction() as conn:
+        await conn.execute(
+            text(
+                'UPDATE aggregation.rows SET data = data || \'{"/crop": "maize"}\'::jsonb'
+                " WHERE form_id = :form_id AND submission_id % 1000 = 7"
+            ),
+            {"form_id": form_id},
+        )
+    delta = [
+        await timed(lambda: stats.crosstab(SYSTEM, pid, FORM_ID, "/region", "/crop")) for _ in range(rounds)
+    ]
+    print(f"{'crosstab after ~1,000 edited submissions (delta merged)':<62} {statistics.median(delta):>8.2f}")
+    await columns.wait_idle()
+    await client.aclose()
     if quality:
         await quality_scan(container, pid)
     await container.db.dispose()
@@ -165,7 +264,7 @@ async def run(url: str, data_dir: Path, rows: int, rounds: int, quality: bool) -
 
 async def quality_scan(container: Container, pid: int) -> None:
     start = time.perf_counter()
-    frames = FormFrames(container.aggregation.read_model)
+    frames = FormFrames(container.aggregation.read_model, container.aggregation.columns)
     loaded = await frames.load(await frames.form(SYSTEM, pid, FORM_ID))
     load_seconds = time.perf_counter() - start
     start = time.perf_counter()
@@ -214,16 +313,19 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-scan", action="store_true", help="skip the full quality scan")
+    parser.add_argument("--data-dir", type=Path, help="keep the database (and its rows) here between runs")
     args = parser.parse_args()
     configure_logging("ERROR", json_lines=True)
     if not args.no_scan:
         precision_recall()
     with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedPostgres(Path(tmp) / "pgdata")
+        data_dir = args.data_dir or Path(tmp)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        server = EmbeddedPostgres(data_dir / "pgdata")
         url = server.start()
         try:
             migrations.upgrade(url)
-            asyncio.run(run(url, Path(tmp), args.rows, args.rounds, not args.no_scan))
+            asyncio.run(run(url, data_dir, args.rows, args.rounds, not args.no_scan))
         finally:
             server.stop()
 

@@ -44,7 +44,7 @@ def build_analytics_service(
     db: Database, authorizer: Authorizer, aggregation: AggregationService, forms: FormsService
 ) -> AnalyticsService:
     read_model = aggregation.read_model
-    frames = FormFrames(read_model)
+    frames = FormFrames(read_model, aggregation.columns)
     quality = Quality(db, frames, forms, authorizer)
     return AnalyticsService(
         statistics=Statistics(frames),

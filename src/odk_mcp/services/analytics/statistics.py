@@ -6,11 +6,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 from odk_mcp.kernel.actor import Actor
+from odk_mcp.services.aggregation import text_column
 from odk_mcp.services.analytics.domain.fields import META_COLUMNS, FieldIndex, Kind, kind_of
 from odk_mcp.services.analytics.domain.survey import Design
 from odk_mcp.services.analytics.loading import FormFrame, FormFrames, compute
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from odk_mcp.services.analytics.domain.compare import Comparison
     from odk_mcp.services.analytics.domain.correlate import Correlation
     from odk_mcp.services.analytics.domain.crosstab import Crosstab
@@ -59,7 +62,17 @@ class Statistics:
         fields = FieldIndex.of(form.all_fields)
         single = all(p in _paths(fields) and kind_of(fields.get(p)) is Kind.CATEGORICAL for p in (row, col))
         if single:
-            # Two single-choice questions: PostgreSQL counts the pairs, only the table leaves it.
+            cached = await self._frames.cached(form, [text_column(row), text_column(col)], odata_filter)
+            if cached is not None:
+                # Two single-choice questions: the pairs counted over two cached columns.
+                pairs = cached
+
+                def table() -> Crosstab:
+                    counts = _answer_counts(pairs, {"r": text_column(row), "c": text_column(col)})
+                    return crosstab_of_counts(counts, fields, row, col, test, suppress_below)
+
+                return await compute(table)
+            # Without a cache, PostgreSQL counts the pairs; only the table leaves it.
             import pyarrow as pa
 
             from odk_mcp.services.analytics.adapters.frames import answer_text
@@ -133,6 +146,14 @@ class Statistics:
 
         form = await self._frames.form(actor, project_id, xml_form_id)
         await compute(lambda: check_time_zone(time_zone))
+        cached = await self._frames.cached(form, ["created_at", "submitter_id", "form_version"], odata_filter)
+        if cached is not None:
+            submissions = cached
+            return await compute(
+                lambda: timeseries_of_counts(
+                    _period_counts(submissions, interval, split_by, time_zone), interval, split_by, time_zone
+                )
+            )
         import pyarrow as pa
 
         unit = "week" if interval == "week" else "day"
@@ -148,3 +169,37 @@ class Statistics:
 
 def _paths(fields: FieldIndex) -> set[str]:
     return {f.path for f in fields.fields}
+
+
+def _answer_counts(frame: pl.DataFrame, columns: dict[str, str]) -> pl.DataFrame:
+    """Counts of the answer combinations (trimmed of spaces, empty as null) of cached text
+    columns: what `GROUP BY NULLIF(btrim(data ->> path), '')` counts in SQL."""
+    import polars as pl
+
+    keys = []
+    for name, column in columns.items():
+        trimmed = pl.col(column).str.strip_chars(" ")
+        keys.append(pl.when(trimmed == "").then(None).otherwise(trimmed).alias(name))
+    return frame.group_by(keys).agg(pl.len().cast(pl.Int64).alias("n"))
+
+
+def _period_counts(
+    frame: pl.DataFrame, interval: Interval, split_by: SplitBy, time_zone: str
+) -> pl.DataFrame:
+    """Submissions per (period, key) in the time zone, as the SQL path counts them:
+    `date_trunc(unit, created_at AT TIME ZONE zone)::date` (weeks start on Monday)."""
+    import polars as pl
+
+    local = (
+        pl.from_epoch(pl.col("created_at"), time_unit="us")
+        .dt.replace_time_zone("UTC")
+        .dt.convert_time_zone(time_zone)
+        .dt.replace_time_zone(None)
+    )
+    period = local.dt.truncate("1w" if interval == "week" else "1d").dt.date().alias("period")
+    keys = {
+        "none": pl.lit(None, dtype=pl.String),
+        "enumerator": pl.col("submitter_id").cast(pl.String),
+        "form_version": pl.col("form_version"),
+    }
+    return frame.group_by(period, keys[split_by].alias("key")).agg(pl.len().cast(pl.Int64).alias("len"))

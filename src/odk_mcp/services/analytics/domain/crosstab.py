@@ -137,9 +137,9 @@ def independence_test(table: np.ndarray, choice: TestChoice) -> tuple[Independen
         method = stats.MonteCarloMethod(n_resamples=FISHER_RESAMPLES, rng=np.random.default_rng(0))
         result = stats.fisher_exact(table, method=method)
         reason += f"; p-value by Monte Carlo over {FISHER_RESAMPLES:,} tables"
-    return IndependenceTest("fisher", float(result.statistic), float(result.pvalue), None, reason), float(
-        expected.min()
-    )
+    # SciPy answers some r x 2 tables with one-element arrays rather than scalars.
+    statistic, pvalue = (float(np.asarray(v).reshape(-1)[0]) for v in (result.statistic, result.pvalue))
+    return IndependenceTest("fisher", statistic, pvalue, None, reason), float(expected.min())
 
 
 def cramers_v(table: np.ndarray) -> float | None:
