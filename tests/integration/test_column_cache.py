@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import polars as pl
 from polars.testing import assert_frame_equal
 from sqlalchemy import text
 from tests.aggregation_forms import (
