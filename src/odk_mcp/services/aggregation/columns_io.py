@@ -272,13 +272,21 @@ def _ids(conn: psycopg.Connection[Any], statement: sql.Composable) -> pl.Series:
 
 def _deleted(conn: psycopg.Connection[Any], spec: CacheSpec, snapshot: str) -> pl.Series:
     """Submissions whose rows were deleted (purged) since the snapshot (tombstones carry no
-    draft flag; submission ids are unique, so a draft's tombstone removes nothing here)."""
+    draft flag; submission ids are unique, so a draft's tombstone removes nothing here).
+    Raises Truncated when the table was truncated since."""
     xmin = snapshot.split(":", 1)[0]
     statement = sql.SQL(
-        "SELECT d.submission_id FROM aggregation.row_deletions d WHERE d.form_id = {} AND"
+        "SELECT d.submission_id FROM aggregation.row_deletions d WHERE d.form_id IN ({}, -1) AND"
         " d.change_xid >= {}::xid8 AND NOT pg_visible_in_snapshot(d.change_xid, {}::pg_snapshot)"
     ).format(sql.Literal(spec.form_id), sql.Literal(xmin), sql.Literal(snapshot))
-    return _ids(conn, statement)
+    found = _ids(conn, statement)
+    if (found == -1).any():
+        raise Truncated(snapshot)
+    return found
+
+
+class Truncated(Exception):
+    """The read model was truncated after the files were written: they must be rebuilt."""
 
 
 # --- building, reading, compacting ---------------------------------------------------------
@@ -354,6 +362,8 @@ def read(
         except FileNotFoundError:
             if attempt == 2:
                 raise
+        except Truncated:
+            build(url, directory, request.spec)
     raise AssertionError("unreachable")
 
 
@@ -421,12 +431,16 @@ def compact(url: str, directory: Path, spec: CacheSpec) -> None:
         root_rows = 0
         with _connect(url) as conn:
             snapshot = _snapshot(conn)
+            try:
+                gone = _deleted(conn, spec, since)
+            except Truncated:
+                return  # the next read rebuilds
             dropped: pl.Series | None = None
             for table in spec.tables:
                 statement, types = _select(spec, table, table.columns(), since)
                 delta = _frame(conn, statement, types)
                 if dropped is None:  # the root table comes first
-                    dropped = pl.concat([delta["submission_id"], _deleted(conn, spec, since)])
+                    dropped = pl.concat([delta["submission_id"], gone])
                 name = _file_name(spec, table, generation)
                 partial = directory / (name + ".partial")
                 count = 0

@@ -65,13 +65,29 @@ def summarize(
     return root.height, per_day, out
 
 
-def _dates(f: Field, text: pl.Expr) -> pl.Expr:
+_OFFSET = "%Y-%m-%dT%H:%M:%S%.f%#z"  # ISO 8601 with an offset or Z: what ODK clients send
+_LOCAL = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d")  # no offset: UTC
+
+
+def _date_range(frame: pl.DataFrame, f: Field) -> tuple[Any, Any]:
+    """The earliest and latest valid answer of a date or dateTime question (one strict
+    pass with the usual format; only the answers it rejects are tried with the others)."""
+    text = pl.col(text_column(f.path))
     if f.type == "date":
-        return text.str.to_date("%Y-%m-%d", strict=False)
-    formats = ["%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.fZ", "%Y-%m-%dT%H:%M:%S%.f%z"]
-    return pl.coalesce(
-        [text.str.to_datetime(fmt, time_unit="us", time_zone="UTC", strict=False) for fmt in formats]
-    )
+        parsed = frame.select(text.str.to_date("%Y-%m-%d", strict=False).alias("v"))
+        return parsed["v"].min(), parsed["v"].max()
+    first = text.str.to_datetime(_OFFSET, time_unit="us", time_zone="UTC", strict=False)
+    parsed = frame.select(first.alias("v"), text.alias("t"))
+    values = [parsed["v"].drop_nulls()]
+    rest = parsed.filter(pl.col("v").is_null() & pl.col("t").is_not_null())
+    if rest.height:
+        local = [
+            pl.col("t").str.to_datetime(fmt, time_unit="us", strict=False).dt.replace_time_zone("UTC")
+            for fmt in _LOCAL
+        ]
+        values.append(rest.select(pl.coalesce(local).alias("v"))["v"].drop_nulls())
+    merged = pl.concat(values)
+    return merged.min(), merged.max()
 
 
 def _summarise_table(
@@ -94,9 +110,6 @@ def _summarise_table(
                     for k, q in enumerate(QUANTILES)
                 ),
             ]
-        elif f.type in DATES:
-            parsed = _dates(f, text)
-            aggregates += [parsed.min().alias(f"min{i}"), parsed.max().alias(f"max{i}")]
     stats = frame.select(aggregates).row(0, named=True) if aggregates else {}
     instances = frame.height
     for i, f in enumerate(fields):
@@ -109,7 +122,7 @@ def _summarise_table(
                 count, stats[f"mean{i}"], sd, stats[f"min{i}"], stats[f"max{i}"], quantiles
             )
         elif f.type in DATES:
-            low, high = stats[f"min{i}"], stats[f"max{i}"]
+            low, high = _date_range(frame, f)
             entry["range"] = {
                 "min": low.isoformat() if low is not None else None,
                 "max": high.isoformat() if high is not None else None,

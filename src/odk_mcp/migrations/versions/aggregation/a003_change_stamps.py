@@ -8,7 +8,8 @@ Every insert or update of `aggregation.rows` stamps the row with the writing tra
 order concurrent transactions committed in (a plain sequence or timestamp would miss a
 transaction that took its number early and committed late). Repeat rows need no stamp of
 their own: the projector rewrites a submission's repeat rows only in a transaction that also
-upserts its root row. Rows written before this revision have no stamp (NULL): the first
+upserts its root row. A TRUNCATE leaves one tombstone with form_id -1 (readers of any form
+start over). Rows written before this revision have no stamp (NULL): the first
 snapshot after it reads them all.
 
 Revision ID: a003
@@ -65,9 +66,25 @@ def upgrade() -> None:
         "CREATE TRIGGER rows_deleted AFTER DELETE ON aggregation.rows"
         " FOR EACH ROW EXECUTE FUNCTION aggregation.record_deletion()"
     )
+    op.execute(
+        """
+        CREATE FUNCTION aggregation.record_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO aggregation.row_deletions (form_id, submission_id) VALUES (-1, -1);
+            RETURN NULL;
+        END
+        $$
+        """
+    )
+    op.execute(
+        "CREATE TRIGGER rows_truncated AFTER TRUNCATE ON aggregation.rows"
+        " FOR EACH STATEMENT EXECUTE FUNCTION aggregation.record_truncate()"
+    )
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER rows_truncated ON aggregation.rows")
+    op.execute("DROP FUNCTION aggregation.record_truncate()")
     op.execute("DROP TRIGGER rows_deleted ON aggregation.rows")
     op.execute("DROP FUNCTION aggregation.record_deletion()")
     op.execute("DROP TABLE aggregation.row_deletions")
