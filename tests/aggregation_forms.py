@@ -201,10 +201,11 @@ async def catch_up(container: Container) -> int:
 
 
 async def read_model(container: Container) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every row of both read-model tables, in a stable order, without the event bookkeeping."""
+    """Every row of both read-model tables, in a stable order, without the event bookkeeping
+    (nor the change stamp the columnar cache reads: every write renews it)."""
     async with container.db.read() as conn:
         roots = (await conn.execute(text("SELECT * FROM aggregation.rows ORDER BY submission_id"))).mappings()
-        root_rows = [{k: v for k, v in r.items() if k != "event_id"} for r in roots]
+        root_rows = [{k: v for k, v in r.items() if k not in ("event_id", "change_xid")} for r in roots]
         repeats = (
             await conn.execute(
                 text("SELECT * FROM aggregation.repeat_rows ORDER BY submission_id, repeat_path, seq")
