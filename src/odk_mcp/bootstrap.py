@@ -21,7 +21,7 @@ from odk_mcp.infra.sealing import Sealer, load_or_create_key
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.aggregation import AggregationService, build_aggregation_service
 from odk_mcp.services.aggregation.exports import ExportSettings, ExportsService, build_exports_service
-from odk_mcp.services.analytics import AnalyticsService, build_analytics_service
+from odk_mcp.services.analytics import AnalyticsService, JobSettings, build_analytics_service
 from odk_mcp.services.entities import EntitiesService, build_entities_service
 from odk_mcp.services.forms import FormCatalogue, FormLimits, FormLookup, FormsService, build_forms_service
 from odk_mcp.services.submissions import (
@@ -70,10 +70,12 @@ class Container:
             self.webhooks.sender.start()
             self.entities.backlog.start()
         self.exports.start()
+        self.analytics.start()
 
     async def close(self) -> None:
         await self.aggregation.stop()
         await self.exports.stop()
+        await self.analytics.stop()
         await self.worker.stop()
         await self.webhooks.sender.stop()
         await self.entities.backlog.stop()
@@ -194,7 +196,9 @@ def build_container(settings: Settings, database_url: str) -> Container:
     )
     webhooks = build_webhooks_service(db, policy, forms.catalogue, sealer, webhook_options(settings))
     # Each service's event consumers join this registry as services grow them (docs/events.md).
-    analytics = build_analytics_service(db, policy, aggregation, forms)
+    analytics = build_analytics_service(
+        db, policy, aggregation, forms, analytics_job_settings(settings), settings.analytics_wait_seconds
+    )
     consumers = ConsumerRegistry(
         [*aggregation.consumers(), *entities.consumers(), webhooks.consumer, *analytics.consumers()]
     )
@@ -214,6 +218,16 @@ def build_container(settings: Settings, database_url: str) -> Container:
         consumers=consumers,
         deliveries=Deliveries(db, users.policy),
         worker=build_event_worker(settings, db, consumers),
+    )
+
+
+def analytics_job_settings(settings: Settings) -> JobSettings:
+    return JobSettings(
+        ttl=timedelta(hours=settings.analytics_job_ttl_hours),
+        stale_after=timedelta(seconds=settings.analytics_job_stale_seconds),
+        max_attempts=settings.analytics_job_max_attempts,
+        poll_seconds=settings.analytics_job_poll_seconds,
+        concurrency=settings.analytics_job_concurrency,
     )
 
 

@@ -257,6 +257,37 @@ class Settings(BaseSettings):
     export_job_poll_seconds: float = Field(
         default=2.0, gt=0, description="How often an idle server looks for queued export jobs."
     )
+    analytics_wait_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=600,
+        description="How long a quality scan, enumerator table or report request waits for its analysis job"
+        " before answering 202 with the job's handle (0: always a handle).",
+    )
+    analytics_job_ttl_hours: float = Field(
+        default=24.0, gt=0, description="How long a finished analysis job's result is kept."
+    )
+    analytics_job_stale_seconds: float = Field(
+        default=60.0,
+        ge=1,
+        description="A running analysis job without a heartbeat for this long (its server died) is"
+        " restarted.",
+    )
+    analytics_job_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Starts of an analysis job (after crashes) before it is marked failed.",
+    )
+    analytics_job_poll_seconds: float = Field(
+        default=2.0, gt=0, description="How often an idle server looks for queued or abandoned analysis jobs."
+    )
+    analytics_job_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Analysis jobs one server process runs at once (others wait queued).",
+    )
     webhook_allow_private: bool = Field(
         default=False,
         description="Let webhooks target loopback, private and link-local addresses (tests, closed"

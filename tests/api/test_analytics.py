@@ -45,6 +45,13 @@ async def loaded(
     return pid, frame
 
 
+@pytest.fixture
+def settings_overrides() -> dict[str, object]:
+    # Reports take seconds even on small forms (charts); on a loaded test machine that can
+    # pass the default wait, and these tests are about the answers, not the wait.
+    return {"analytics_wait_seconds": 300}
+
+
 def base(pid: int) -> str:
     return f"/v1/projects/{pid}/forms/{FORM_ID}/analytics"
 

@@ -268,3 +268,8 @@ DELIVERY_NOT_RETRIABLE = _define(
 ANALYSIS_NOT_POSSIBLE = _define(
     400.61, "analysisNotPossible", "The data cannot be analysed as asked (see details.reason)."
 )
+ANALYSIS_NOT_READY = _define(
+    409.32,
+    "analysisNotReady",
+    "The analysis is not finished: see its status for progress or the reason it failed.",
+)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from odk_mcp.events import record_audit
 from odk_mcp.kernel import problems
 from odk_mcp.kernel.access import Authorizer
@@ -17,7 +19,8 @@ from odk_mcp.services.aggregation import FormData
 from odk_mcp.services.analytics.adapters import store
 from odk_mcp.services.analytics.adapters.store import FormRef, StoredFinding
 from odk_mcp.services.analytics.domain.quality.findings import Area, QualityConfig
-from odk_mcp.services.analytics.loading import FormFrames, compute
+from odk_mcp.services.analytics.loading import FormFrames
+from odk_mcp.services.analytics.progress import Progress, in_thread
 from odk_mcp.services.forms import FormsService
 
 if TYPE_CHECKING:
@@ -74,23 +77,30 @@ class Quality:
         return QualityConfig(area=area_from_json(area), form_created_at=created)
 
     async def compute_scan(
-        self, actor: Actor, project_id: int, xml_form_id: str
+        self, actor: Actor, project_id: int, xml_form_id: str, progress: Progress | None = None
     ) -> tuple[FormData, QualityScan]:
+        """Load the form's rows and run every rule (`progress` hears each stage)."""
         form = await self._frames.form(actor, project_id, xml_form_id)
         config = await self.config_for(actor, form)
+        if progress is not None:
+            progress("loading", 0, None)
         data = await self._frames.load(form)
         from odk_mcp.services.analytics.domain.quality.scan import scan  # scikit-learn: on first use
 
-        return form, await compute(lambda: scan(data.frame, data.fields, config))
+        return form, await in_thread(lambda: scan(data.frame, data.fields, config, progress))
 
     async def rescan(self, actor: Actor, project_id: int, xml_form_id: str) -> QualityScan:
         """Run every rule over the form and store the verdict (and the incremental baseline)."""
         form, result = await self.compute_scan(actor, project_id, xml_form_id)
-        ref = FormRef(form.project_id, form.form_id, form.xml_form_id)
         async with self._db.transaction() as conn:
-            await store.replace_all(conn, ref, result.findings)
-            await store.set_baseline(conn, form.form_id, result.submissions, result.baseline.to_json())
+            await self.store_scan(conn, form, result)
         return result
+
+    async def store_scan(self, conn: AsyncConnection, form: FormData, result: QualityScan) -> None:
+        """Replace the form's findings and baseline with a scan's, in the caller's transaction."""
+        ref = FormRef(form.project_id, form.form_id, form.xml_form_id)
+        await store.replace_all(conn, ref, result.findings)
+        await store.set_baseline(conn, form.form_id, result.submissions, result.baseline.to_json())
 
     async def findings(
         self,

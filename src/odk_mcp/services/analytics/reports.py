@@ -6,8 +6,11 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from odk_mcp.kernel.actor import Actor
-from odk_mcp.services.analytics.loading import FormFrames, compute
+from odk_mcp.services.analytics.loading import FormFrames
+from odk_mcp.services.analytics.progress import Progress, in_thread
 from odk_mcp.services.analytics.quality import Quality
+
+MEDIA_TYPES = {"html": "text/html; charset=utf-8", "pdf": "application/pdf"}
 
 
 class Reports:
@@ -16,28 +19,31 @@ class Reports:
         self._quality = quality
 
     async def render(
-        self, actor: Actor, project_id: int, xml_form_id: str, kind: Literal["html", "pdf"]
+        self,
+        actor: Actor,
+        project_id: int,
+        xml_form_id: str,
+        kind: Literal["html", "pdf"],
+        progress: Progress | None = None,
     ) -> bytes:
         form = await self._frames.form(actor, project_id, xml_form_id)
         config = await self._quality.config_for(actor, form)
+        if progress is not None:
+            progress("loading", 0, None)
         data = await self._frames.load(form)
         title = form.schema.title if form.schema is not None else xml_form_id
 
         # matplotlib and scikit-learn load on the first report, not with the server.
-        from odk_mcp.services.analytics.domain.quality.scan import scan
+        from odk_mcp.services.analytics.domain.quality.scan import STEPS, scan
         from odk_mcp.services.analytics.report.content import build
         from odk_mcp.services.analytics.report.html import render_html
         from odk_mcp.services.analytics.report.pdf import render_pdf
 
         def work() -> bytes:
-            content = build(
-                title,
-                xml_form_id,
-                data.frame,
-                data.fields,
-                scan(data.frame, data.fields, config),
-                datetime.now(UTC),
-            )
+            checked = scan(data.frame, data.fields, config, progress)
+            if progress is not None:
+                progress("rendering", len(STEPS), len(STEPS) + 1)
+            content = build(title, xml_form_id, data.frame, data.fields, checked, datetime.now(UTC))
             return render_html(content).encode() if kind == "html" else render_pdf(content)
 
-        return await compute(work)
+        return await in_thread(work)

@@ -1,34 +1,6 @@
-"""Results as JSON: dataclasses to camelCase objects, dates as ISO 8601, NaN/inf as null."""
+"""Results as JSON for the HTTP handlers (the conversion itself lives in `results`, which the
+analysis jobs use too when they store a result)."""
 
-from __future__ import annotations
+from odk_mcp.services.analytics.results import camel, to_json
 
-import dataclasses
-import math
-from datetime import date, datetime
-from enum import Enum
-from typing import Any
-
-
-def camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
-def to_json(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {camel(f.name): to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_json(v) for v in value]
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return to_json(value.item())
-    return value
+__all__ = ["camel", "to_json"]

@@ -6,34 +6,31 @@ Every statistic accepts `$filter` (the OData filter of exports and feeds).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from odk_mcp.kernel import problems
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.kernel.web import CurrentActor, success
+from odk_mcp.services.analytics.analyses import AnalysisKind
+from odk_mcp.services.analytics.api.deps import Analytics
+from odk_mcp.services.analytics.api.jobs import PreferHeader, jobs_router, run_analysis
 from odk_mcp.services.analytics.api.render import to_json
 from odk_mcp.services.analytics.domain.survey import Design
 
 if TYPE_CHECKING:
-    from odk_mcp.services.analytics import AnalyticsService
+    pass
 
 router = APIRouter(tags=["analytics"])
+router.include_router(jobs_router)
 
 BASE = "/v1/projects/{project_id}/forms/{xml_form_id}/analytics"
 Filter = Annotated[str | None, Query(alias="$filter", max_length=4000)]
 Confidence = Annotated[float, Query(gt=0.5, lt=1.0)]
 FieldPath = Annotated[str, Query(min_length=2, max_length=1000, pattern=r"^/")]
 OptionalPath = Annotated[str | None, Query(min_length=2, max_length=1000)]
-
-
-def _service(request: Request) -> AnalyticsService:
-    return cast("AnalyticsService", request.app.state.analytics)
-
-
-Analytics = Annotated["AnalyticsService", Depends(_service)]
 
 
 @router.get(BASE + "/crosstab")
@@ -128,14 +125,10 @@ async def timeseries(
 
 
 @router.post(BASE + "/quality")
-async def rescan(project_id: int, xml_form_id: str, actor: CurrentActor, service: Analytics) -> Any:
-    result = await service.quality.rescan(actor, project_id, xml_form_id)
-    return {
-        "submissions": result.submissions,
-        "findings": len(result.findings),
-        "byRule": result.by_rule,
-        "medianDurationSeconds": result.median_duration_seconds,
-    }
+async def rescan(
+    project_id: int, xml_form_id: str, actor: CurrentActor, service: Analytics, prefer: PreferHeader = None
+) -> Any:
+    return await run_analysis(service, actor, project_id, xml_form_id, AnalysisKind.QUALITY, prefer)
 
 
 @router.get(BASE + "/quality")
@@ -175,25 +168,24 @@ async def dismiss(
 
 
 @router.get(BASE + "/enumerators")
-async def enumerators(project_id: int, xml_form_id: str, actor: CurrentActor, service: Analytics) -> Any:
-    _, result = await service.quality.compute_scan(actor, project_id, xml_form_id)
-    return {
-        "enumerators": to_json(result.enumerators),
-        "medianDurationSeconds": result.median_duration_seconds,
-    }
+async def enumerators(
+    project_id: int, xml_form_id: str, actor: CurrentActor, service: Analytics, prefer: PreferHeader = None
+) -> Any:
+    return await run_analysis(service, actor, project_id, xml_form_id, AnalysisKind.ENUMERATORS, prefer)
 
 
 @router.get(BASE + "/report.html")
-async def report_html(project_id: int, xml_form_id: str, actor: CurrentActor, service: Analytics) -> Response:
-    body = await service.reports.render(actor, project_id, xml_form_id, "html")
-    return Response(body, media_type="text/html; charset=utf-8")
+async def report_html(
+    project_id: int, xml_form_id: str, actor: CurrentActor, service: Analytics, prefer: PreferHeader = None
+) -> Response:
+    return await run_analysis(service, actor, project_id, xml_form_id, AnalysisKind.REPORT_HTML, prefer)
 
 
 @router.get(BASE + "/report.pdf")
-async def report_pdf(project_id: int, xml_form_id: str, actor: CurrentActor, service: Analytics) -> Response:
-    body = await service.reports.render(actor, project_id, xml_form_id, "pdf")
-    disposition = f'attachment; filename="{xml_form_id}-report.pdf"'
-    return Response(body, media_type="application/pdf", headers={"Content-Disposition": disposition})
+async def report_pdf(
+    project_id: int, xml_form_id: str, actor: CurrentActor, service: Analytics, prefer: PreferHeader = None
+) -> Response:
+    return await run_analysis(service, actor, project_id, xml_form_id, AnalysisKind.REPORT_PDF, prefer)
 
 
 class AreaBody(BaseModel):

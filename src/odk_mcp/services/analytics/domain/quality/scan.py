@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
@@ -52,24 +53,47 @@ class QualityScan:
     baseline: Baseline
 
 
-def scan(frame: pl.DataFrame, fields: FieldIndex, config: QualityConfig | None = None) -> QualityScan:
-    """Run the rules over a frame ordered oldest first (duplicates flag the later submission)."""
+STEPS = ("durations", "straightlining", "duplicates", "outliers", "anomaly", "gps", "dates", "enumerators")
+
+
+def scan(
+    frame: pl.DataFrame,
+    fields: FieldIndex,
+    config: QualityConfig | None = None,
+    on_step: Callable[[str, int, int], None] | None = None,
+) -> QualityScan:
+    """Run the rules over a frame ordered oldest first (duplicates flag the later submission).
+    `on_step(name, done, total)` is told before each group of rules (a job's progress)."""
     config = config or QualityConfig()
+    step = iter(range(len(STEPS)))
+
+    def begin(name: str) -> None:
+        if on_step is not None:
+            on_step(name, next(step), len(STEPS))
+
+    begin("durations")
     frame = with_instants(frame, fields)
     seconds = durations(frame, fields, config)
     findings: list[Finding] = []
     if seconds is not None:
         findings += duration_findings(frame, seconds, config)
+    begin("straightlining")
     if config.enabled("straightlining"):
         findings += straightlining_findings(frame, fields, config)
+    begin("duplicates")
     findings += duplicate_findings(frame, fields, config)
+    begin("outliers")
     spread = spreads(frame, fields, config)
     if config.enabled("outlier"):
         findings += outlier_findings(frame, fields, config, spread)
+    begin("anomaly")
     if config.enabled("anomaly"):
         findings += anomaly_findings(frame, fields, config)
+    begin("gps")
     findings += gps_findings(frame, fields, config)
+    begin("dates")
     findings += date_findings(frame, fields, config)
+    begin("enumerators")
     table = enumerator_table(frame, fields, findings, seconds)
     findings += enumerator_findings(table, config)
     median = median_duration(seconds) if seconds is not None else None
