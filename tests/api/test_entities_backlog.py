@@ -24,12 +24,23 @@ from odk_mcp.kernel.actor import SYSTEM
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "entities"
 
 
-def offline_visit(entity_id: str, height: int, base: int, trunk: int | None, branch: str) -> str:
+def offline_visit(
+    entity_id: str,
+    height: int,
+    base: int,
+    trunk: int | None,
+    branch: str,
+    instance: str | None = None,
+    deprecated: str | None = None,
+) -> str:
     """A tree visit made offline: `base` counts in the device's branch."""
+    edit = f"<deprecatedID>{deprecated}</deprecatedID>" if deprecated else ""
+    instance = instance or f"uuid:{uuid.uuid4()}"
     return (
         f'<data id="tree_visit" version="1"><tree>{entity_id}</tree><height>{height}</height>'
         f'<meta><entity dataset="trees" update="1" baseVersion="{base}" trunkVersion="{trunk or ""}"'
-        f' branchId="{branch}" id="{entity_id}"/><instanceID>uuid:{uuid.uuid4()}</instanceID></meta></data>'
+        f' branchId="{branch}" id="{entity_id}"/><instanceID>{instance}</instanceID>'
+        f"{edit}</meta></data>"
     )
 
 
@@ -88,6 +99,26 @@ async def test_out_of_order_updates_of_a_branch_wait_for_their_predecessor(trees
     assert (await trees.entity(oak))["conflict"] is None
     assert await trees.held() == 0
     assert await trees.actions() == ["submission.backlog.hold", "submission.backlog.reprocess"]
+
+
+async def test_a_held_update_edited_meanwhile_is_applied_as_edited(trees: Trees) -> None:
+    fir, branch = str(uuid.uuid4()), str(uuid.uuid4())
+    first, second = f"uuid:{uuid.uuid4()}", f"uuid:{uuid.uuid4()}"
+    await trees.send("tree_reg", registration(fir, "fir", 3))
+    await trees.send("tree_visit", offline_visit(fir, 6, base=2, trunk=1, branch=branch, instance=first))
+    edited = await trees.client.put(
+        f"/v1/projects/{trees.project}/forms/tree_visit/submissions/{first}",
+        content=offline_visit(fir, 8, base=2, trunk=1, branch=branch, instance=second, deprecated=first),
+        headers={**trees.admin.auth, "Content-Type": "application/xml"},
+    )
+    assert edited.status_code == 200, edited.text
+    await deliver(trees.container, ("submission.edited",))
+    assert await trees.held() == 2  # the first version's hold, and the edit's
+    await trees.send("tree_visit", offline_visit(fir, 5, base=1, trunk=1, branch=branch))
+    versions = await trees.versions(fir)
+    assert [v["data"]["height"] for v in versions] == ["3", "5", "8"]
+    assert versions[2]["source"]["details"]["instanceId"] == second
+    assert await trees.held() == 0
 
 
 async def test_in_order_updates_apply_at_once_and_another_writer_makes_a_soft_conflict(

@@ -143,7 +143,9 @@ async def release_next(conn: AsyncConnection, applied: list[Applied]) -> None:
             continue
         await _take(conn, held, "reprocess")
         following = await process_held(conn, held, force=False)
-        if following is not None:
+        if following is None:  # dropped (its submission was edited since) or refused:
+            queue.insert(0, done)  # another held update may still follow `done`
+        elif following.outcome in ("created", "updated"):
             queue.append(following)
 
 
