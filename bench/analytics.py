@@ -181,7 +181,32 @@ def summary_baseline(frame: pl.LazyFrame) -> pl.LazyFrame:
     return frame.select(exprs)
 
 
-async def run(url: str, data_dir: Path, rows: int, rounds: int, quality: bool) -> None:
+async def engines_before(container: Container, pid: int, design: Design) -> None:
+    """Once each, the engines the cache replaced: the SQL summary over the JSON, and the
+    statistics facade loading by COPY out of the JSON (what ran before the cache)."""
+    from odk_mcp.services.analytics.statistics import Statistics
+
+    read_model = container.aggregation.read_model
+    form = await read_model.form(SYSTEM, pid, FORM_ID, False)
+    old = Statistics(FormFrames(read_model))
+    cases: dict[str, Callable[[], Awaitable[Any]]] = {
+        "before: summary in SQL (summaries_sql)": lambda: container.aggregation.summaries.sql.summarize_form(
+            form
+        ),
+        "before: crosstab (GROUP BY in PostgreSQL)": lambda: old.crosstab(
+            SYSTEM, pid, FORM_ID, "/region", "/crop"
+        ),
+        "before: weighted mean (COPY of 4 fields)": lambda: old.estimate(
+            SYSTEM, pid, FORM_ID, "/income", design
+        ),
+        "before: submissions per day (GROUP BY)": lambda: old.timeseries(SYSTEM, pid, FORM_ID, "day"),
+    }
+    print()
+    for name, work in cases.items():
+        print(f"{name:<62} {await timed(work):>8.2f}", flush=True)
+
+
+async def run(url: str, data_dir: Path, rows: int, rounds: int, quality: bool, before: bool = False) -> None:
     settings = Settings(database_url=url, data_dir=data_dir)  # type: ignore[call-arg]
     shutil.rmtree(data_dir / "columns", ignore_errors=True)
     container = build_container(settings, url)
@@ -257,6 +282,8 @@ async def run(url: str, data_dir: Path, rows: int, rounds: int, quality: bool) -
     print(f"{'crosstab after ~1,000 edited submissions (delta merged)':<62} {statistics.median(delta):>8.2f}")
     await columns.wait_idle()
     await client.aclose()
+    if before:
+        await engines_before(container, pid, design)
     if quality:
         await quality_scan(container, pid)
     await container.db.dispose()
@@ -314,6 +341,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-scan", action="store_true", help="skip the full quality scan")
     parser.add_argument("--data-dir", type=Path, help="keep the database (and its rows) here between runs")
+    parser.add_argument(
+        "--before", action="store_true", help="also time the engines the cache replaced, once"
+    )
     args = parser.parse_args()
     configure_logging("ERROR", json_lines=True)
     if not args.no_scan:
@@ -325,7 +355,7 @@ def main() -> None:
         url = server.start()
         try:
             migrations.upgrade(url)
-            asyncio.run(run(url, data_dir, args.rows, args.rounds, not args.no_scan))
+            asyncio.run(run(url, data_dir, args.rows, args.rounds, not args.no_scan, args.before))
         finally:
             server.stop()
 
