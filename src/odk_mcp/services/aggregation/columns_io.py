@@ -285,6 +285,16 @@ def _deleted(conn: psycopg.Connection[Any], spec: CacheSpec, snapshot: str) -> p
     return found
 
 
+def _merged(path: Path, columns: list[str], delta: pl.DataFrame, dropped: pl.Series) -> pl.LazyFrame:
+    """The file's rows minus the changed and deleted submissions, plus the changed rows."""
+    frame = pl.scan_parquet(path).select(columns)
+    if dropped.len():
+        frame = frame.filter(~pl.col("submission_id").is_in(dropped.implode()))
+    if delta.height:
+        frame = pl.concat([frame, delta.lazy()], how="vertical_relaxed")
+    return frame
+
+
 class Truncated(Exception):
     """The read model was truncated after the files were written: they must be rebuilt."""
 
@@ -392,27 +402,24 @@ def _read(
             columns = list(dict.fromkeys(["submission_id", *request.columns[path]]))
             statement, types = _select(spec, table, columns, since)
             repeat_deltas[path] = _frame(conn, statement, types)
-    base = pl.read_parquet(directory / manifest["tables"][ROOT], columns=root_columns)
-    root = pl.concat(
-        [base.filter(~pl.col("submission_id").is_in(dropped.implode())), delta], how="vertical_relaxed"
-    )
+    root = _merged(directory / manifest["tables"][ROOT], root_columns, delta, dropped)
     if request.selected is not None:
         selected = pl.Series("submission_id", request.selected, dtype=pl.Int64)
         root = root.filter(pl.col("submission_id").is_in(selected.implode()))
     elif not request.include_deleted:
         root = root.filter(~pl.col("deleted"))
-    out: dict[str, pl.DataFrame] = {}
-    if ROOT in request.columns:
-        out[ROOT] = root.select(request.columns[ROOT])
-    ids = root["submission_id"]
+    wanted = {ROOT: root}
     for path in repeats:
         columns = list(dict.fromkeys(["submission_id", *request.columns[path]]))
-        part = pl.read_parquet(directory / manifest["tables"][path], columns=columns)
-        merged = pl.concat(
-            [part.filter(~pl.col("submission_id").is_in(dropped.implode())), repeat_deltas[path]],
-            how="vertical_relaxed",
-        )
-        out[path] = merged.filter(pl.col("submission_id").is_in(ids.implode())).select(request.columns[path])
+        wanted[path] = _merged(directory / manifest["tables"][path], columns, repeat_deltas[path], dropped)
+    # One plan: the selection is pushed into the Parquet scans, so nothing is copied twice.
+    roots = pl.collect_all([root, *(wanted[p] for p in repeats)])
+    ids = roots[0]["submission_id"]
+    out: dict[str, pl.DataFrame] = {}
+    if ROOT in request.columns:
+        out[ROOT] = roots[0].select(request.columns[ROOT])
+    for path, frame in zip(repeats, roots[1:], strict=True):
+        out[path] = frame.filter(pl.col("submission_id").is_in(ids.implode())).select(request.columns[path])
     return out, (delta.height, int(manifest["rows"]))
 
 
