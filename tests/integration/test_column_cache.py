@@ -124,7 +124,9 @@ async def test_the_cache_equals_sql_through_every_change(
     await publish_household(client, admin, pid)
     varied = [
         Household("uuid:c0", region="north", size="3", assets="radio tv", note="ok"),
-        Household("uuid:c1", region="south", size="8", income="99.25", assets="", note=""),
+        Household(
+            "uuid:c1", region="south", size="8", income="99.25", assets="", note="", visit_date="2024/02/28"
+        ),
         Household(
             "uuid:c2",
             region="elsewhere",

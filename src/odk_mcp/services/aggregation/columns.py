@@ -44,7 +44,8 @@ from odk_mcp.services.forms import Field
 if TYPE_CHECKING:
     import polars as pl
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+TEMPORAL_TYPES = frozenset({"date", "dateTime"})
 NUMERIC_TYPES = frozenset({"int", "decimal"})
 SKIPPED_TYPES = frozenset({"structure", "repeat"})
 ROOT = ""  # the root table's key in a manifest (repeat tables use their path)
@@ -78,12 +79,19 @@ def number_column(path: str) -> str:
     return "n:" + path
 
 
+def time_column(path: str) -> str:
+    """The cache column holding a date (days since 1970-01-01) or dateTime (microseconds since
+    the epoch) answer as PostgreSQL reads it (`pg_input_is_valid`, then the cast), else null."""
+    return "d:" + path
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """One cached table: its repeat path (ROOT for the root table) and its fields."""
 
     path: str
     fields: tuple[tuple[str, bool], ...]  # (field path, has a number column)
+    temporal: tuple[tuple[str, str], ...] = ()  # (field path, "date" | "dateTime")
 
     def columns(self) -> list[str]:
         meta = META if self.path == ROOT else REPEAT_META
@@ -92,6 +100,7 @@ class TableSpec:
             out.append(text_column(path))
             if numeric:
                 out.append(number_column(path))
+        out += [time_column(path) for path, _ in self.temporal]
         return out
 
 
@@ -111,6 +120,11 @@ class CacheSpec:
             TableSpec(
                 path,
                 tuple((f.path, f.type in NUMERIC_TYPES) for f in fields if (f.repeat or ROOT) == path),
+                tuple(
+                    (f.path, f.type)
+                    for f in fields
+                    if (f.repeat or ROOT) == path and f.type in TEMPORAL_TYPES
+                ),
             )
             for path in [ROOT, *repeats]
         ]
@@ -118,7 +132,7 @@ class CacheSpec:
 
     @property
     def signature(self) -> str:
-        shape = [FORMAT_VERSION, [[t.path, list(t.fields)] for t in self.tables]]
+        shape = [FORMAT_VERSION, [[t.path, list(t.fields), list(t.temporal)] for t in self.tables]]
         return hashlib.sha256(json.dumps(shape).encode()).hexdigest()
 
     def table(self, path: str) -> TableSpec:

@@ -37,6 +37,7 @@ from odk_mcp.services.aggregation.columns import (
     TableSpec,
     number_column,
     text_column,
+    time_column,
 )
 
 MANIFEST = "manifest.json"
@@ -111,7 +112,8 @@ def _locked(directory: Path, blocking: bool = True) -> Iterator[bool]:
 def _connect(url: str, snapshot_id: str | None = None) -> psycopg.Connection[Any]:
     """A read-only REPEATABLE READ connection: every statement sees one snapshot (the
     exported snapshot `snapshot_id` of another transaction, when given)."""
-    conn = psycopg.connect(libpq_url(url))
+    # UTC, as the server's own connections: a date-time without an offset is read in it.
+    conn = psycopg.connect(libpq_url(url), options="-c timezone=UTC")
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     conn.read_only = True
     if snapshot_id is not None:
@@ -171,7 +173,10 @@ def _select(
     meta = {name: (expression, kind) for name, expression, kind in (META if root else REPEAT_META)}
     by_text = {text_column(p): p for p, _ in table.fields}
     by_number = {number_column(p): p for p, numeric in table.fields if numeric}
-    wanted = list(dict.fromkeys(by_text.get(c) or by_number[c] for c in columns if c not in meta))
+    by_time = {time_column(p): (p, kind) for p, kind in table.temporal}
+    wanted = list(
+        dict.fromkeys(by_text.get(c) or by_number.get(c) or by_time[c][0] for c in columns if c not in meta)
+    )
     # jsonb_to_record reads (and decompresses) each row's JSON once for every field.
     use_record = 0 < len(wanted) <= RECORD_MAX_FIELDS
     value = {
@@ -191,10 +196,14 @@ def _select(
         elif name in by_text:
             items.append(sql.SQL("{} #>> '{{}}'").format(value[by_text[name]]))
             types.append((name, pa.string()))
-        else:
+        elif name in by_number:
             v = value[by_number[name]]
             items.append(sql.SQL("CASE WHEN jsonb_typeof({v}) = 'number' THEN ({v})::float8 END").format(v=v))
             types.append((name, pa.float64()))
+        else:
+            path, kind = by_time[name]
+            items.append(_time(value[path], kind))
+            types.append((name, pa.int64()))
     form = sql.SQL("{a}.form_id = {f} AND {a}.draft = {d}").format(
         a=alias, f=sql.Literal(spec.form_id), d=sql.Literal(spec.draft)
     )
@@ -218,6 +227,22 @@ def _select(
         )
     statement = sql.SQL("SELECT {} FROM {} WHERE {}").format(sql.SQL(", ").join(items), source, where)
     return statement, types
+
+
+def _time(value: sql.Composable, kind: str) -> sql.Composed:
+    """A date as days since 1970-01-01, a dateTime as microseconds since the epoch, when
+    PostgreSQL reads the text as one (and it is finite); nested CASEs: the casts run only on
+    valid input."""
+    text = sql.SQL("({} #>> '{{}}')").format(value)
+    if kind == "date":
+        return sql.SQL(
+            "CASE WHEN pg_input_is_valid({t}, 'date') THEN CASE WHEN isfinite({t}::date)"
+            " THEN {t}::date - DATE '1970-01-01' END END"
+        ).format(t=text)
+    return sql.SQL(
+        "CASE WHEN pg_input_is_valid({t}, 'timestamptz') THEN CASE WHEN isfinite({t}::timestamptz)"
+        " THEN (extract(epoch FROM {t}::timestamptz) * 1000000)::int8 END END"
+    ).format(t=text)
 
 
 def _parse(buffer: bytes, types: list[tuple[str, pa.DataType]]) -> pa.Table:

@@ -4,8 +4,8 @@ exactly what `summaries_sql` computes in PostgreSQL (tests hold the two engines 
 - answered: the answer is present and not JSON null (the cache's text column is not null);
 - numeric statistics over the values that are JSON numbers (the number column), quantiles
   interpolated linearly like `percentile_cont`, histogram bins as `width_bucket` assigns them;
-- date ranges over the answers that parse as ISO 8601 dates / date-times (what the read
-  model stores; PostgreSQL's looser input formats are not recognised here);
+- date ranges over the answers PostgreSQL reads as dates / date-times (parsed when the cache
+  is written, in UTC like the server's sessions);
 - single-choice counts per answer text; multiple-choice counts per space-separated value.
 
 Loaded on the first summary (Polars).
@@ -14,11 +14,12 @@ Loaded on the first summary (Polars).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import polars as pl
 
-from odk_mcp.services.aggregation.columns import ROOT, number_column, text_column
+from odk_mcp.services.aggregation.columns import ROOT, number_column, text_column, time_column
 from odk_mcp.services.aggregation.domain.summary import (
     DATES,
     HISTOGRAM_BINS,
@@ -42,6 +43,8 @@ def table_columns(fields: Sequence[Field]) -> list[str]:
         out.append(text_column(f.path))
         if f.type in NUMERIC:
             out.append(number_column(f.path))
+        elif f.type in DATES:
+            out.append(time_column(f.path))
     return out
 
 
@@ -65,29 +68,16 @@ def summarize(
     return root.height, per_day, out
 
 
-_OFFSET = "%Y-%m-%dT%H:%M:%S%.f%#z"  # ISO 8601 with an offset or Z: what ODK clients send
-_LOCAL = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d")  # no offset: UTC
-
-
-def _date_range(frame: pl.DataFrame, f: Field) -> tuple[Any, Any]:
-    """The earliest and latest valid answer of a date or dateTime question (one strict
-    pass with the usual format; only the answers it rejects are tried with the others)."""
-    text = pl.col(text_column(f.path))
+def _instant(f: Field, value: int | None) -> date | datetime | None:
+    """A time column's value: days since 1970-01-01 (date) or microseconds (dateTime, UTC)."""
+    if value is None:
+        return None
     if f.type == "date":
-        parsed = frame.select(text.str.to_date("%Y-%m-%d", strict=False).alias("v"))
-        return parsed["v"].min(), parsed["v"].max()
-    first = text.str.to_datetime(_OFFSET, time_unit="us", time_zone="UTC", strict=False)
-    parsed = frame.select(first.alias("v"), text.alias("t"))
-    values = [parsed["v"].drop_nulls()]
-    rest = parsed.filter(pl.col("v").is_null() & pl.col("t").is_not_null())
-    if rest.height:
-        local = [
-            pl.col("t").str.to_datetime(fmt, time_unit="us", strict=False).dt.replace_time_zone("UTC")
-            for fmt in _LOCAL
-        ]
-        values.append(rest.select(pl.coalesce(local).alias("v"))["v"].drop_nulls())
-    merged = pl.concat(values)
-    return merged.min(), merged.max()
+        return _EPOCH.date() + timedelta(days=value)
+    return _EPOCH + timedelta(microseconds=value)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _summarise_table(
@@ -110,6 +100,9 @@ def _summarise_table(
                     for k, q in enumerate(QUANTILES)
                 ),
             ]
+        elif f.type in DATES:
+            value = pl.col(time_column(f.path))
+            aggregates += [value.min().alias(f"min{i}"), value.max().alias(f"max{i}")]
     stats = frame.select(aggregates).row(0, named=True) if aggregates else {}
     instances = frame.height
     for i, f in enumerate(fields):
@@ -122,7 +115,7 @@ def _summarise_table(
                 count, stats[f"mean{i}"], sd, stats[f"min{i}"], stats[f"max{i}"], quantiles
             )
         elif f.type in DATES:
-            low, high = _date_range(frame, f)
+            low, high = _instant(f, stats[f"min{i}"]), _instant(f, stats[f"max{i}"])
             entry["range"] = {
                 "min": low.isoformat() if low is not None else None,
                 "max": high.isoformat() if high is not None else None,
