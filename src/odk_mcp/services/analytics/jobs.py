@@ -258,7 +258,7 @@ class AnalysisJobs:
 
     async def claim(self) -> RowMapping | None:
         async with self._db.transaction() as conn:
-            row = await jobs_store.claim(conn, self._settings.stale_after)
+            row = await jobs_store.claim(conn, self._settings.stale_after, list(self._running))
             if row is None or row["attempts"] <= self._settings.max_attempts:
                 return row
             await jobs_store.finish(

@@ -85,9 +85,14 @@ class Quality:
         if progress is not None:
             progress("loading", 0, None)
         data = await self._frames.load(form)
-        from odk_mcp.services.analytics.domain.quality.scan import scan  # scikit-learn: on first use
 
-        return form, await in_thread(lambda: scan(data.frame, data.fields, config, progress))
+        def work() -> QualityScan:
+            # scikit-learn loads on first use, in this thread (seconds the event loop must not wait).
+            from odk_mcp.services.analytics.domain.quality.scan import scan
+
+            return scan(data.frame, data.fields, config, progress)
+
+        return form, await in_thread(work)
 
     async def rescan(self, actor: Actor, project_id: int, xml_form_id: str) -> QualityScan:
         """Run every rule over the form and store the verdict (and the incremental baseline)."""

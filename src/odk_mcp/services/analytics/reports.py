@@ -33,13 +33,14 @@ class Reports:
         data = await self._frames.load(form)
         title = form.schema.title if form.schema is not None else xml_form_id
 
-        # matplotlib and scikit-learn load on the first report, not with the server.
-        from odk_mcp.services.analytics.domain.quality.scan import STEPS, scan
-        from odk_mcp.services.analytics.report.content import build
-        from odk_mcp.services.analytics.report.html import render_html
-        from odk_mcp.services.analytics.report.pdf import render_pdf
-
         def work() -> bytes:
+            # matplotlib and scikit-learn load on the first report, not with the server, and
+            # in this thread: importing them takes seconds the event loop must not wait.
+            from odk_mcp.services.analytics.domain.quality.scan import STEPS, scan
+            from odk_mcp.services.analytics.report.content import build
+            from odk_mcp.services.analytics.report.html import render_html
+            from odk_mcp.services.analytics.report.pdf import render_pdf
+
             checked = scan(data.frame, data.fields, config, progress)
             if progress is not None:
                 progress("rendering", len(STEPS), len(STEPS) + 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,7 +30,8 @@ _START_ONE = f"{_START} WHERE id = :id AND status = 'queued' RETURNING {COLUMNS}
 _CLAIM = f"""{_START}
     WHERE id = (
         SELECT id FROM analytics.jobs
-        WHERE status = 'queued' OR (status = 'running' AND heartbeat_at < now() - :stale)
+        WHERE (status = 'queued' OR (status = 'running' AND heartbeat_at < now() - :stale))
+            AND id <> ALL(CAST(:mine AS uuid[]))
         ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1)
     RETURNING {COLUMNS}"""  # noqa: S608 - constant SQL only
 
@@ -75,9 +77,13 @@ async def start(conn: AsyncConnection, job_id: uuid.UUID) -> RowMapping | None:
     return (await conn.execute(text(_START_ONE), {"id": job_id})).mappings().first()
 
 
-async def claim(conn: AsyncConnection, stale_after: timedelta) -> RowMapping | None:
-    """Take the oldest queued job, or a running one whose process stopped beating (crashed)."""
-    return (await conn.execute(text(_CLAIM), {"stale": stale_after})).mappings().first()
+async def claim(
+    conn: AsyncConnection, stale_after: timedelta, mine: Sequence[uuid.UUID] = ()
+) -> RowMapping | None:
+    """Take the oldest queued job, or a running one whose process stopped beating (crashed);
+    never one of `mine` (running here: a late heartbeat is not a dead process)."""
+    values = {"stale": stale_after, "mine": list(mine)}
+    return (await conn.execute(text(_CLAIM), values)).mappings().first()
 
 
 async def beat(

@@ -3,12 +3,13 @@ dismissal survives rescans), project areas and per-form baselines."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -80,13 +81,56 @@ async def upsert(conn: AsyncConnection, form: FormRef, found: Sequence[Finding],
         )
 
 
+# A full scan can find hundreds of thousands of problems: its findings travel as arrays (one
+# statement per chunk, no per-row SQL), unchanged ones are not rewritten, and the previous
+# verdict's leftovers go in one anti-join.
+_SCAN_UPSERT = text(
+    """
+    INSERT INTO analytics.findings AS f (project_id, form_id, xml_form_id, fingerprint, rule, severity,
+        message, evidence, submission_id, field, enumerator, source, found_at)
+    SELECT :project_id, :form_id, :xml_form_id, n.fingerprint, n.rule, n.severity, n.message,
+        CAST(n.evidence AS jsonb), n.submission_id, n.field, n.enumerator, 'scan', now()
+    FROM unnest(CAST(:fingerprints AS text[]), CAST(:rules AS text[]), CAST(:severities AS text[]),
+        CAST(:messages AS text[]), CAST(:evidence AS text[]), CAST(:submission_ids AS bigint[]),
+        CAST(:fields AS text[]), CAST(:enumerators AS text[]))
+        AS n(fingerprint, rule, severity, message, evidence, submission_id, field, enumerator)
+    ON CONFLICT (form_id, fingerprint) DO UPDATE SET severity = excluded.severity,
+        message = excluded.message, evidence = excluded.evidence, source = excluded.source
+    WHERE (f.severity, f.message, f.evidence, f.source)
+        IS DISTINCT FROM (excluded.severity, excluded.message, excluded.evidence, excluded.source)
+    """
+)
+_SCAN_PRUNE = text(
+    """
+    DELETE FROM analytics.findings f WHERE f.form_id = :form_id
+    AND NOT EXISTS (SELECT 1 FROM unnest(CAST(:fingerprints AS text[])) AS k(fingerprint)
+                    WHERE k.fingerprint = f.fingerprint)
+    """
+)
+SCAN_CHUNK = 50_000
+
+
 async def replace_all(conn: AsyncConnection, form: FormRef, found: Sequence[Finding]) -> None:
     """A full scan's verdict: its findings, and no others (dismissals of the kept ones stay)."""
     keep = [fingerprint(f) for f in found]
-    await conn.execute(
-        delete(findings).where(findings.c.form_id == form.form_id, findings.c.fingerprint.not_in(keep))
-    )
-    await upsert(conn, form, found, "scan")
+    await conn.execute(_SCAN_PRUNE, {"form_id": form.form_id, "fingerprints": keep})
+    ref = {"project_id": form.project_id, "form_id": form.form_id, "xml_form_id": form.xml_form_id}
+    for start in range(0, len(found), SCAN_CHUNK):
+        chunk = found[start : start + SCAN_CHUNK]
+        await conn.execute(
+            _SCAN_UPSERT,
+            {
+                **ref,
+                "fingerprints": keep[start : start + SCAN_CHUNK],
+                "rules": [f.rule for f in chunk],
+                "severities": [f.severity.value for f in chunk],
+                "messages": [f.message for f in chunk],
+                "evidence": [json.dumps(f.evidence) for f in chunk],
+                "submission_ids": [f.submission_id for f in chunk],
+                "fields": [f.field for f in chunk],
+                "enumerators": [f.enumerator for f in chunk],
+            },
+        )
 
 
 async def replace_for_submissions(
