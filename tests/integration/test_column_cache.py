@@ -7,6 +7,7 @@ agrees; the snapshot arithmetic that decides whether files may answer a read is 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from pathlib import Path
@@ -29,7 +30,7 @@ from tests.conftest import Person
 
 from odk_mcp.bootstrap import Container
 from odk_mcp.kernel.actor import SYSTEM
-from odk_mcp.services.aggregation import ColumnCache
+from odk_mcp.services.aggregation import ColumnCache, text_column
 from odk_mcp.services.aggregation.columns_io import contains
 from odk_mcp.services.analytics import result_json
 from odk_mcp.services.analytics.loading import FormFrames
@@ -256,3 +257,30 @@ async def test_hostile_filters_are_refused_without_touching_the_cache(
     assert (await client.get(url, headers=admin.auth)).json()["submissions"] == 1
     bad = await client.get(url, params={"$filter": "size eq"}, headers=admin.auth)
     assert bad.status_code == 400
+
+
+async def test_concurrent_first_reads_build_once(
+    client: httpx.AsyncClient, container: Container, admin: Person, tmp_path: Path
+) -> None:
+    """Caches of several processes (separate objects on one directory) reading a form at the
+    same time: one build under the file lock, the others wait and use it; equal answers."""
+    await subscribe(container)
+    pid = await create_project(client, admin)
+    await publish_household(client, admin, pid)
+    for n in range(3):
+        await submit(client, admin.auth, pid, Household(f"uuid:p{n}", region=["north", "south"][n % 2]))
+    await catch_up(container)
+    read_model = container.aggregation.read_model
+    form = await read_model.form(SYSTEM, pid, "household", False)
+    caches = [ColumnCache(read_model, tmp_path / "shared") for _ in range(2)]
+    wanted = {"": ["submission_id", text_column("/region")], "/hh/member": [text_column("/hh/member/mname")]}
+    answers = await asyncio.gather(*(caches[i % 2].frames(form, wanted) for i in range(4)))
+    for other in answers[1:]:
+        for table in wanted:
+            assert_frame_equal(
+                other[table].sort(other[table].columns), answers[0][table].sort(answers[0][table].columns)
+            )
+    assert sorted(answers[0][""]["t:/region"].to_list()) == ["north", "north", "south"]
+    assert answers[0]["/hh/member"].height == 6
+    (directory,) = (tmp_path / "shared").iterdir()
+    assert len(list(directory.glob("*.parquet"))) == 3, "one generation: root and two repeats"
