@@ -155,3 +155,34 @@ def test_haversine_distance_of_a_known_pair():
 
 def dt(path: str, name: str) -> Field:
     return Field(path=path, name=name, type="dateTime", repeat=None, binary=False, select_multiple=False)
+
+
+def test_duplicates_compare_normalised_answers_and_name_the_earlier_submission():
+    from odk_mcp.services.analytics.domain.quality.duplicates import duplicate_findings
+
+    names = [f"q{i}" for i in range(10)]
+    fields = FieldIndex.of([Field(f"/{n}", n, "string", None, False, False) for n in names])
+    base = {f"/{n}": f"answer {i}" for i, n in enumerate(names)}
+    rows = [
+        base,
+        {k: "  " + v.upper() + "\t" for k, v in base.items()},  # the same once trimmed and lower-cased
+        {**base, "/q9": "something else"},  # 9 of 10 answers the same: a near duplicate
+        {**base, "/q8": None, "/q9": None, "/q7": "x"},  # 7 of 10 the same: neither
+        {f"/{n}": f"other {i}" for i, n in enumerate(names)},
+    ]
+    frame = pl.DataFrame([{"submission_id": 101 + i, **r} for i, r in enumerate(rows)])
+    found = {(f.rule, f.submission_id): f for f in duplicate_findings(frame, fields, QualityConfig())}
+    assert set(found) == {("duplicate", 102), ("near_duplicate", 103)}
+    assert found["duplicate", 102].evidence == {"duplicate_of": 101, "group_size": 2}
+    near = found["near_duplicate", 103].evidence
+    assert (
+        near["near_duplicate_of"] == 101 and near["similarity"] == 0.9 and near["differing_fields"] == ["/q9"]
+    )
+
+
+def test_a_scan_reports_each_rule_group_in_order():
+    frame, _ = survey(300, seed=1)
+    steps: list[tuple[str, int, int]] = []
+    scan(frame, FieldIndex.of(survey_fields()), QualityConfig(), lambda *step: steps.append(step))
+    assert [s[0] for s in steps][:3] == ["durations", "straightlining", "duplicates"]
+    assert [s[1] for s in steps] == list(range(len(steps))) and {s[2] for s in steps} == {len(steps)}
