@@ -24,6 +24,7 @@ Logs name the event, consumer and error type, never the payload or the error's m
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import Sequence
 from contextlib import suppress
@@ -131,6 +132,7 @@ class EventWorker:
         self._backoff = backoff or Backoff()
         self._poll_seconds = poll_seconds
         self._coalesce_seconds = coalesce_seconds
+        self._recovered_at = -math.inf
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -224,8 +226,13 @@ class EventWorker:
 
     async def _claim(self) -> list[Claim]:
         params: dict[str, Any] = {"consumers": self._registry.names}
+        now = asyncio.get_running_loop().time()
         async with self._db.transaction() as conn:
-            await conn.execute(_RECOVER, {**params, "max_attempts": self._max_attempts})
+            # Expired leases are looked for once per poll interval, not before every batch:
+            # under load a batch follows another every few milliseconds.
+            if now - self._recovered_at >= self._poll_seconds:
+                await conn.execute(_RECOVER, {**params, "max_attempts": self._max_attempts})
+                self._recovered_at = now
             rows = (
                 await conn.execute(
                     _CLAIM,
