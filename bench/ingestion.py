@@ -31,6 +31,15 @@ new instanceID each), ids from the sequences, `current_version_id` set by one UP
   row x1       one transaction per submission, one connection
   row x32      one transaction per submission, 32 connections in parallel
 
+The storage ceiling's outbox rows fan out to event deliveries like the server's (the same trigger);
+they are not the server's work, so after each ceiling phase its pending deliveries are marked done
+(untimed) instead of being left to the server's worker during later phases. Each submit phase
+starts with the event consumers caught up (no open delivery, waited for untimed); after it, the
+open deliveries left and the time the consumers take to finish them are recorded. A final
+`--sustain` phase (15 s at 32 clients) samples the open deliveries every second and times the
+drain after it: whether incremental processing (read model, quality checks, entities, webhooks)
+keeps pace with ingestion.
+
 CPU per phase (psutil: the server process and its event-loop thread, every PostgreSQL process,
 this process) is printed per request. After the rounds, untimed: transactions and tuples per
 submission from pg_stat_database around a short submit phase. With `--profile DIR` (py-spy on PATH
@@ -43,7 +52,8 @@ With `--no-worker` the server runs without its in-process event worker
 ingestion alone, without the event consumers (read model, webhooks) that otherwise share the
 process's CPU.
 
-Usage: python bench/ingestion.py [--rounds 5] [--seconds 4] [--profile DIR] [--no-worker]   (≈ 5.5 min)
+Usage: python bench/ingestion.py [--rounds 5] [--seconds 4] [--sustain 15] [--profile DIR] [--no-worker]
+(≈ 6 min on a quiet machine)
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from typing import Any
 
 import psycopg
 import structlog
-from sqlalchemy import ARRAY, Text, bindparam, func, select, text, tuple_, update
+from sqlalchemy import ARRAY, BigInteger, Integer, Text, bindparam, func, text, tuple_, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -85,6 +85,33 @@ _CLAIM = text(
     RETURNING d.event_id, d.consumer, d.attempts, d.next_attempt_at, o.event, o.payload, o.created_at
     """
 ).bindparams(bindparam("consumers", type_=ARRAY(Text)))
+
+# The claims still this worker's, locked; and, per row, the transaction's statement timeout
+# set to the lease. Keys as arrays: one cached statement whatever the batch size.
+_LOCK_OURS = text(
+    """
+    SELECT d.event_id, d.consumer, set_config('statement_timeout', :timeout, true) AS timeout
+    FROM events.deliveries AS d
+    JOIN unnest(CAST(:ids AS bigint[]), CAST(:consumers AS text[]), CAST(:attempts AS integer[]))
+        AS k(event_id, consumer, attempts)
+        ON d.event_id = k.event_id AND d.consumer = k.consumer AND d.attempts = k.attempts
+    WHERE d.status = 'running'
+    FOR UPDATE OF d
+    """
+).bindparams(
+    bindparam("ids", type_=ARRAY(BigInteger)),
+    bindparam("consumers", type_=ARRAY(Text)),
+    bindparam("attempts", type_=ARRAY(Integer)),
+)
+
+_FINISH = text(
+    """
+    UPDATE events.deliveries AS d
+    SET status = 'done', processed_at = now(), locked_until = NULL, updated_at = now()
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:consumers AS text[])) AS k(event_id, consumer)
+    WHERE d.event_id = k.event_id AND d.consumer = k.consumer
+    """
+).bindparams(bindparam("ids", type_=ARRAY(BigInteger)), bindparam("consumers", type_=ARRAY(Text)))
 
 
 @dataclass(frozen=True)
@@ -350,18 +377,13 @@ class EventWorker:
         """
         timeout_ms = str(int(self._lease_seconds * 1000))
         rows = await conn.execute(
-            select(
-                deliveries.c.event_id,
-                deliveries.c.consumer,
-                func.set_config("statement_timeout", timeout_ms, True),
-            )
-            .where(
-                tuple_(deliveries.c.event_id, deliveries.c.consumer, deliveries.c.attempts).in_(
-                    [(c.event.id, c.consumer, c.attempts) for c in claims]
-                ),
-                deliveries.c.status == "running",
-            )
-            .with_for_update()
+            _LOCK_OURS,
+            {
+                "timeout": timeout_ms,
+                "ids": [c.event.id for c in claims],
+                "consumers": [c.consumer for c in claims],
+                "attempts": [c.attempts for c in claims],
+            },
         )
         return {(row.event_id, row.consumer) for row in rows}
 
@@ -369,13 +391,7 @@ class EventWorker:
         if not claims:
             return
         await conn.execute(
-            update(deliveries)
-            .where(
-                tuple_(deliveries.c.event_id, deliveries.c.consumer).in_(
-                    [(c.event.id, c.consumer) for c in claims]
-                )
-            )
-            .values(status="done", processed_at=func.now(), locked_until=None, updated_at=func.now())
+            _FINISH, {"ids": [c.event.id for c in claims], "consumers": [c.consumer for c in claims]}
         )
 
     async def _fail(self, conn: AsyncConnection, claim: Claim, error_type: str, message: str) -> None:
