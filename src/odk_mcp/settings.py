@@ -181,10 +181,10 @@ class Settings(BaseSettings):
         description="Run the event worker inside `odk-mcp serve` (false: only `odk-mcp worker` processes).",
     )
     worker_batch_size: int = Field(
-        default=200, ge=1, le=1000, description="Event deliveries a worker claims at a time."
+        default=1000, ge=1, le=1000, description="Event deliveries a worker claims at a time."
     )
     worker_coalesce_seconds: float = Field(
-        default=0.05,
+        default=0.2,
         ge=0,
         le=5,
         description="How long a woken worker waits for more events to join its batch.",

@@ -144,7 +144,7 @@ class EventWorker:
         self,
         db: Database,
         registry: ConsumerRegistry,
-        batch_size: int = 200,
+        batch_size: int = 1000,
         lease_seconds: float = 120.0,
         max_attempts: int = 8,
         backoff: Backoff | None = None,
