@@ -121,6 +121,17 @@ async def test_past_the_wait_the_direct_routes_answer_202_with_the_handle(
         assert (await finished(client, admin, answer.json()["handle"]))["status"] == "done"
 
 
+def test_prefer_header_sets_the_wait() -> None:
+    from odk_mcp.services.analytics.api.jobs import wait_preferred
+
+    assert wait_preferred(None, 30) == 30
+    assert wait_preferred("respond-async", 30) == 0
+    assert wait_preferred("handling=lenient, respond-async; x=1", 30) == 0
+    assert wait_preferred("wait=5", 30) == 5
+    assert wait_preferred("wait=500", 30) == 30  # never longer than the server allows
+    assert wait_preferred("wait=soon, return=minimal", 30) == 30  # ignored, as RFC 7240 says
+
+
 async def test_handles_belong_to_their_creator_and_rights_are_checked_again(
     client: httpx.AsyncClient, container: Container, admin: Person, make_user: MakeUser
 ) -> None:

@@ -8,7 +8,8 @@ synchronous route answers, or the report file).
 `POST …/analytics/quality`, `GET …/analytics/enumerators` and `GET …/analytics/report.html`
 / `.pdf` start the same job and wait for it up to `analytics_wait_seconds`: a small form's
 answer comes back as before (200 with the result), a big one's as 202 with the handle and a
-`Location` header. `Prefer: respond-async` (RFC 7240) asks for the handle at once.
+`Location` header. `Prefer: respond-async` (RFC 7240) asks for the handle at once, and
+`Prefer: wait=N` for at most N seconds of waiting.
 """
 
 from __future__ import annotations
@@ -33,11 +34,18 @@ PreferHeader = Annotated[str | None, Header(max_length=1000)]
 FILE_NAMES = {AnalysisKind.REPORT_HTML: "report.html", AnalysisKind.REPORT_PDF: "report.pdf"}
 
 
-def respond_async(prefer: str | None) -> bool:
-    """Whether a `Prefer` header asks for an asynchronous answer."""
-    if prefer is None:
-        return False
-    return any(p.split(";")[0].strip().lower() == "respond-async" for p in prefer.split(","))
+def wait_preferred(prefer: str | None, longest: float) -> float:
+    """How long to wait for the job: `longest`, 0 with `respond-async`, or less if the client
+    prefers (`wait=N`, RFC 7240); unparseable preferences are ignored, as the RFC says."""
+    wait = longest
+    for preference in (prefer or "").split(","):
+        item = preference.split(";")[0].strip().lower()
+        if item == "respond-async":
+            return 0.0
+        name, _, value = item.partition("=")
+        if name.strip() == "wait" and value.strip().isdigit():
+            wait = min(wait, float(value.strip()))
+    return wait
 
 
 def accepted(handle: str, job: JobView) -> JSONResponse:
@@ -65,8 +73,7 @@ async def run_analysis(
 ) -> Response:
     """Start the analysis as a job and answer with its result if it finishes in time."""
     handle, job = await service.jobs.create(actor, project_id, xml_form_id, kind.value)
-    wait = 0.0 if respond_async(prefer) else service.wait_seconds
-    job = await service.jobs.wait(job, wait)
+    job = await service.jobs.wait(job, wait_preferred(prefer, service.wait_seconds))
     if job.status == "failed":
         raise job.failure()
     if job.status != "done":
