@@ -5,10 +5,9 @@ deleted, and the OData `$filter` compiled by the aggregation service). The reque
 are extracted from `data` inside PostgreSQL (numbers cast there, so a value stored as text by
 an older form version becomes null instead of failing the load), and the rows leave the
 database through `COPY (SELECT …) TO STDOUT (FORMAT csv)` into pyarrow's CSV reader: no
-Python object per row. COPY takes no bind parameters, so the statement is rendered with
-literal values by the connection's own dialect (which knows `standard_conforming_strings`);
-every value it renders is a typed bind SQLAlchemy escapes — field paths come from the form
-definition, the filter from the aggregation compiler.
+Python object per row. COPY takes no server-side bind parameters, so psycopg merges the
+filter's values into the statement client-side with its own quoting (which knows the
+connection's `standard_conforming_strings`); field paths come from the form definition.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from psycopg.types.json import Jsonb
 from sqlalchemy import literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -131,11 +131,15 @@ async def copy_query(
     if ordered:
         stmt = stmt.order_by(literal_column("created_at"), literal_column("submission_id"))
     buffer = io.BytesIO()
-    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = {name: _adapted(value) for name, value in compiled.construct_params().items()}
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None
-    async with driver.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
+    async with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY ({compiled.string}) TO STDOUT (FORMAT csv)", params) as copy,
+    ):
         async for chunk in copy:
             buffer.write(chunk)
     if buffer.tell() == 0:
@@ -155,6 +159,14 @@ async def copy_query(
     if CREATED_AT in names:
         frame = frame.with_columns(pl.col(CREATED_AT).cast(pl.Datetime("us", "UTC")))
     return frame
+
+
+def _adapted(value: Any) -> Any:
+    """A bind value as psycopg sends it: JSON documents (the `@>` containment a `$filter`
+    compiles to) wrapped as jsonb, everything else adapted by psycopg itself."""
+    if isinstance(value, dict | list):
+        return Jsonb(value)
+    return value
 
 
 def _polars_schema(names: list[str], types: list[pa.DataType]) -> dict[str, pl.DataType]:
