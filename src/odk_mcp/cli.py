@@ -243,6 +243,59 @@ def rebuild(
     typer.echo(f"rebuilt the read model of {done} submissions")
 
 
+@app.command("import")
+def import_command(
+    project: Annotated[int, typer.Option("--project", help="Project id.")],
+    form: Annotated[str, typer.Option("--form", help="The form's xmlFormId.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Submission XML files, folders (every *.xml below) or .zip archives.")
+    ],
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Submissions per transaction.")] = 1000,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Processes reading the XML (0: a thread of this one).")
+    ] = 1,
+    data_dir: DataDir = None,
+) -> None:
+    """Import submission XML documents of one form in bulk (docs/submissions.md, "Bulk import")."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from odk_mcp.bootstrap import Container
+    from odk_mcp.kernel.actor import SYSTEM
+    from odk_mcp.services.submissions import ImportResult
+    from odk_mcp.services.submissions.bulk_files import count_documents, read_documents
+
+    for path in paths:
+        if not path.exists():
+            _fail(f"{path} does not exist")
+    total = count_documents(paths)
+
+    async def work(container: Container) -> ImportResult:
+        columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, transient=False) as bar:
+            task = bar.add_task("import", total=total)
+
+            def advance(done: ImportResult) -> None:
+                bar.update(task, completed=done.imported + done.skipped + len(done.conflicts))
+
+            return await container.submissions.importer.import_many(
+                SYSTEM,
+                project,
+                form,
+                read_documents(paths, container.submissions.max_xml_bytes),
+                batch_size,
+                workers,
+                advance,
+            )
+
+    result = _run(_settings(data_dir), work)
+    typer.echo(
+        f"imported {result.imported} submissions, skipped {result.skipped} already stored,"
+        f" {len(result.conflicts)} conflicts"
+    )
+    for instance_id in result.conflicts[:20]:
+        typer.echo(f"conflict (stored with other content, not imported): {instance_id}")
+
+
 @app.command()
 def report(
     project: Annotated[int, typer.Option("--project", help="Project id.")],

@@ -16,6 +16,8 @@
   {table: [cache columns]}, odata_filter=None)` → typed Polars frames of a form's root and
   repeat tables as of one transaction (`text_column(path)`, `number_column(path)`, metadata
   columns `META`; see columns.py).
+- `ReadModelImport` (`service.import_projection`): writes the read model of bulk-imported
+  submissions in the import's transaction (registered with the submissions importer).
 - `ODataFeeds` (`service.odata`): OData service/metadata/data documents (docs/odata.md).
 """
 
@@ -27,6 +29,7 @@ from pathlib import Path
 from odk_mcp.events import Consumer
 from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.db import Database
+from odk_mcp.services.aggregation.bulk import ReadModelImport
 from odk_mcp.services.aggregation.catch_up import CatchUp
 from odk_mcp.services.aggregation.columns import META, ROOT, ColumnCache, number_column, text_column
 from odk_mcp.services.aggregation.domain.flatten import Flattened, RepeatInstance, flatten, merged_fields
@@ -45,6 +48,7 @@ class AggregationService:
     summaries: Summaries
     catch_up: CatchUp
     public_url: str
+    import_projection: ReadModelImport
     columns: ColumnCache | None = None
 
     async def start(self) -> None:
@@ -78,6 +82,7 @@ def build_aggregation_service(
         summaries=Summaries(read_model, columns),
         catch_up=CatchUp(db, projector),
         public_url=public_url,
+        import_projection=ReadModelImport(lookup),
         columns=columns,
     )
 
@@ -93,6 +98,7 @@ __all__ = [
     "ODataFeeds",
     "Projector",
     "ReadModel",
+    "ReadModelImport",
     "RebuildProgress",
     "RepeatInstance",
     "SubmitterNames",

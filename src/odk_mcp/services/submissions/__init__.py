@@ -8,6 +8,13 @@ from odk_mcp.infra.blobs import BlobStore
 from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.forms import FormLookup
+from odk_mcp.services.submissions.bulk import (
+    IMPORTED_EVENT,
+    ImportDocument,
+    Importer,
+    ImportProjection,
+    ImportResult,
+)
 from odk_mcp.services.submissions.media import AttachmentBlob, current_attachments
 from odk_mcp.services.submissions.queries import (
     META_FIELDS,
@@ -41,6 +48,7 @@ class SubmissionsService:
     queries: SubmissionQueries
     max_xml_bytes: int
     max_submission_bytes: int
+    importer: Importer
 
     async def stop(self) -> None:
         if self.writer is not None:
@@ -63,16 +71,22 @@ def build_submissions_service(
         queries=SubmissionQueries(db, authorizer, lookup),
         max_xml_bytes=max_xml_bytes,
         max_submission_bytes=max_submission_bytes,
+        importer=Importer(db, authorizer, lookup, max_xml_bytes),
     )
 
 
 __all__ = [
+    "IMPORTED_EVENT",
     "META_FIELDS",
     "OPERATORS",
     "SUBMISSION_EVENTS",
     "AttachmentBlob",
     "Condition",
     "GroupWriter",
+    "ImportDocument",
+    "ImportProjection",
+    "ImportResult",
+    "Importer",
     "IncomingFile",
     "Keyset",
     "ListFilter",

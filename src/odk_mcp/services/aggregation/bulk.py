@@ -1,0 +1,74 @@
+"""The read model of bulk-imported submissions, written in the import's own transaction.
+
+The submissions service's bulk import (services/submissions/bulk.py) calls this with the
+snapshots of the submissions it has just inserted: the same `SubmissionSnapshot` the event
+consumer reads back after a `submission.received`, so the rows are what the projector
+(projection.py) and `odk-mcp rebuild` write — the same `flatten`, the same columns, event id 0
+as a rebuild writes — only with `COPY` instead of per-row upserts, since the submissions are
+new (no rows to replace, no concurrent writer can see them before the commit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import psycopg
+
+from odk_mcp.services.aggregation.adapters.tables import repeat_rows, rows
+from odk_mcp.services.aggregation.domain.flatten import field_index, flatten
+from odk_mcp.services.forms import Field, FormLookup
+from odk_mcp.services.submissions import SubmissionSnapshot
+
+_ROW_COLUMNS = [c.name for c in rows.columns]
+_REPEAT_COLUMNS = [c.name for c in repeat_rows.columns]
+
+
+class ReadModelImport:
+    """An `ImportProjection` (registered with the submissions importer in bootstrap)."""
+
+    def __init__(self, lookup: FormLookup) -> None:
+        self._lookup = lookup
+        self._fields: dict[int, dict[str, Field]] = {}
+
+    async def __call__(
+        self, pg: psycopg.AsyncConnection[Any], snapshots: Sequence[SubmissionSnapshot]
+    ) -> None:
+        flats = []
+        for snapshot in snapshots:
+            fields = await self._fields_of(snapshot.form_def_id)
+            flats.append((snapshot, flatten(snapshot.data, fields, snapshot.instance_id)))
+        cursor = pg.cursor()
+        async with cursor.copy(f"COPY aggregation.rows ({', '.join(_ROW_COLUMNS)}) FROM STDIN") as copy:
+            for snapshot, flat in flats:
+                values = {name: getattr(snapshot, name, None) for name in _ROW_COLUMNS}
+                values["data"] = orjson.dumps(flat.root).decode()
+                values["event_id"] = 0
+                await copy.write_row([values[name] for name in _ROW_COLUMNS])
+        statement = f"COPY aggregation.repeat_rows ({', '.join(_REPEAT_COLUMNS)}) FROM STDIN"
+        async with cursor.copy(statement) as copy:
+            for snapshot, flat in flats:
+                for r in flat.repeats:
+                    await copy.write_row(
+                        (
+                            snapshot.submission_id,
+                            snapshot.form_id,
+                            snapshot.draft,
+                            r.repeat_path,
+                            r.key,
+                            r.parent_key,
+                            r.ordinal,
+                            r.seq,
+                            orjson.dumps(r.data).decode(),
+                        )
+                    )
+
+    async def _fields_of(self, def_id: int) -> dict[str, Field]:
+        fields = self._fields.get(def_id)
+        if fields is None:
+            schema = await self._lookup.schema_of(def_id)
+            if schema is None:
+                raise LookupError(f"form definition {def_id} is unknown")
+            fields = self._fields[def_id] = field_index(schema)
+        return fields
