@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
+import orjson
 from sqlalchemy import Select, and_, func, or_, select, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -159,7 +160,12 @@ class Feed:
 
 
 def _json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON. orjson is ~10x faster than the standard library on entities; it
+    refuses integers beyond 64 bits (a stored value may be one), which take the slow path."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _cursor_of(row: Mapping[str, Any], table: Table) -> Cursor:

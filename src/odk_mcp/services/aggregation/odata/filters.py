@@ -359,7 +359,9 @@ class _Compiler:
             json_value = raw
         else:
             return None
-        return self.scope.data.op("@>")(cast(literal({field.json_key: json_value}, JSONB), JSONB))
+        # A comparison (boolean result): typed as JSONB, `not` around it was deprecated.
+        contained = cast(literal({field.json_key: json_value}, JSONB), JSONB)
+        return self.scope.data.op("@>", is_comparison=True)(contained)
 
     # -- functions ---------------------------------------------------------------------------
     def visit_Call(self, node: ast.Call) -> Typed:

@@ -20,6 +20,7 @@ from urllib.parse import quote
 from odk_mcp.kernel.clock import iso
 from odk_mcp.services.aggregation.domain.naming import identifier, path_parts, row_id
 from odk_mcp.services.aggregation.odata.model import Node
+from odk_mcp.services.aggregation.odata.shaping import Shaper, compile_shaper
 
 _SHORT_OFFSET = re.compile(r"[+-]\d\d$")
 
@@ -91,6 +92,10 @@ def _date_time(raw: Any) -> Any:
     return f"{trimmed}:00" if _SHORT_OFFSET.search(trimmed) else trimmed
 
 
+# Converters the compiled shapers inline (by identity; shaping._INLINE has their code).
+_KINDS = {id(_integer): "int", id(_decimal): "decimal", id(_text): "text"}
+
+
 def converter(kind: str, wkt: bool) -> Callable[[Any], Any]:
     """The function turning one stored value of a question type into its OData JSON value."""
     if kind == "int":
@@ -130,11 +135,21 @@ class RenderContext:
     plans: Plans
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~:-]*")
+
+
+def _quoted(instance_id: str) -> str:
+    """`quote(instance_id, safe='')`, without its cost for the usual `uuid:…` ids."""
+    if _UNRESERVED.fullmatch(instance_id):
+        return instance_id.replace(":", "%3A")
+    return quote(instance_id, safe="")
+
+
 def _link(instance_id: str, key: str, repeat: Node) -> str:
     """`Submissions('uuid%3A…')/hh/member('<id>')/visit`: the table of `repeat` under `key`."""
     if key == instance_id:  # a top-level repeat under its submission: the common case
-        return f"Submissions('{quote(instance_id, safe='')}')/" + "/".join(path_parts(repeat.path))
-    parts = [f"Submissions('{quote(instance_id, safe='')}')"]
+        return f"Submissions('{_quoted(instance_id)}')/" + "/".join(path_parts(repeat.path))
+    parts = [f"Submissions('{_quoted(instance_id)}')"]
     segments = key[len(instance_id) :].split("/")[1:]
     consumed = ""
     for segment in segments:
@@ -162,6 +177,15 @@ class Plans:
     wkt: bool
     selection: frozenset[str] | None
     _plans: dict[int, list[Step]] = field(default_factory=dict)
+    _shapers: dict[int, Shaper] = field(default_factory=dict)
+
+    def shaper(self, nodes: Sequence[Node]) -> Shaper:
+        """The compiled function filling an entity with these nodes' properties (shaping.py)."""
+        shaper = self._shapers.get(id(nodes))
+        if shaper is None:
+            shaper = compile_shaper(self.of(nodes), _KINDS, _link, expanded)
+            self._shapers[id(nodes)] = shaper
+        return shaper
 
     def of(self, nodes: Sequence[Node]) -> list[Step]:
         plan = self._plans.get(id(nodes))
@@ -192,35 +216,11 @@ def fill(
     instance_id: str,
     context: RenderContext,
 ) -> None:
-    """Write a row's properties (values, groups, repeat links and expansions) into `target`."""
-    _fill(target, context.plans.of(nodes), data, key, instance_id, context)
-
-
-def _fill(
-    target: dict[str, Any],
-    steps: list[Step],
-    data: Mapping[str, Any],
-    key: str,
-    instance_id: str,
-    context: RenderContext,
-) -> None:
-    get = data.get
-    for first, second, third in steps:
-        if first == "group":
-            group: dict[str, Any] = {}
-            _fill(group, third, data, key, instance_id, context)
-            target[second] = group
-        elif first == "repeat":
-            node: Node = third
-            if (key, node.path) not in context.children.present:
-                continue
-            target[f"{second}@odata.navigationLink"] = _link(instance_id, key, node)
-            if context.expand:
-                target[second] = [
-                    expanded(child, instance_id, context) for child in context.children.rows[(key, node.path)]
-                ]
-        else:
-            target[first] = third(get(second))
+    """Write a row's properties (values, groups, repeat links and expansions) into `target`,
+    in the layout's order: each value through its type's converter, each group as a nested
+    object, each repeat as a navigation link where the row has instances of it (and inline
+    with `$expand=*`)."""
+    context.plans.shaper(nodes)(target, data, key, instance_id, context)
 
 
 def expanded(row: Mapping[str, Any], instance_id: str, context: RenderContext) -> dict[str, Any]:
