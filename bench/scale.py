@@ -357,7 +357,8 @@ def main() -> None:
         url = pg.start()
         try:
             print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()}; data dir {data_dir}")
-            migrations.upgrade(url)
+            if not args.no_load:  # (a kept data dir can also be measured with older code)
+                migrations.upgrade(url)
             project = asyncio.run(run(args, url, data_dir))
             if not args.load_only and args.export_rounds > 0:
                 export_rounds(url, data_dir, project, args.export_rounds)

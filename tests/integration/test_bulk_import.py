@@ -137,6 +137,10 @@ def actor(person: Person, admin: bool = True) -> Actor:
     return Actor(person.id, ActorType.USER, person.email, (Grant(role_id=1),) if admin else ())
 
 
+def _unstamped(row: Any) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "change_xid"}
+
+
 def docs(xmls: list[bytes]) -> list[ImportDocument]:
     return [ImportDocument(x) for x in xmls]
 
@@ -188,12 +192,13 @@ async def test_imported_submissions_equal_received_ones_and_a_rebuild(
     )
     assert any(r[0] == "/hh/member/visit" for r in ours["uuid:b1"]["repeats"])
 
-    # The read model the import wrote is what a rebuild writes, event bookkeeping included.
+    # The read model the import wrote is what a rebuild writes, event bookkeeping included
+    # (not the change stamp: the transaction that wrote the row).
     async with container.db.read() as conn:
         rows_before = (
             await conn.execute(text("SELECT * FROM aggregation.rows WHERE project_id = :p"), {"p": imported})
         ).mappings()
-        with_events = sorted((dict(r) for r in rows_before), key=lambda r: r["submission_id"])
+        with_events = sorted((_unstamped(r) for r in rows_before), key=lambda r: r["submission_id"])
     roots, repeats = await read_model(container)
     await container.aggregation.projector.rebuild()
     assert await read_model(container) == (roots, repeats)
@@ -201,7 +206,7 @@ async def test_imported_submissions_equal_received_ones_and_a_rebuild(
         rows_after = (
             await conn.execute(text("SELECT * FROM aggregation.rows WHERE project_id = :p"), {"p": imported})
         ).mappings()
-        assert sorted((dict(r) for r in rows_after), key=lambda r: r["submission_id"]) == with_events
+        assert sorted((_unstamped(r) for r in rows_after), key=lambda r: r["submission_id"]) == with_events
 
     # Imported submissions are ordinary ones afterwards: listed, served, edited through the API.
     listed = await client.get(f"/v1/projects/{imported}/forms/household/submissions", headers=admin.auth)
