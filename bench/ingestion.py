@@ -1109,13 +1109,26 @@ def main() -> None:
             "  open deliveries during the load (s: count): "
             + ", ".join(f"{t:.0f}: {k}" for t, k in sustained.samples)
         )
+        # The backlog's trend over the load (after its first second): flat or falling when the
+        # consumers keep pace (it then only holds the batch in hand and the events since).
+        points = [(t, k) for t, k in sustained.samples if t >= 1.0]
+        times, counts = [float(t) for t, _ in points], [float(k) for _, k in points]
+        slope = statistics.linear_regression(times, counts).slope if len(points) >= 3 else float("nan")
+        produced = sustained.consumers * r.total / span
         print(
             f"  at the end: {sustained.backlog_at_end} open (≈ {lag:.1f} s of receipts behind); drained "
             f"{sustained.drain_seconds:.1f} s later"
             + (f" ({sustained.left} still open)" if sustained.left else "")
             + f"; receipts consumed at ≈ {r.total / (span + sustained.drain_seconds):.0f}/s on average, "
-            f"ingested at {r.total / span:.0f}/s: the consumers "
-            + ("keep pace (less than 1 s behind)" if lag < 1.0 else "do not keep pace")
+            f"ingested at {r.total / span:.0f}/s"
+        )
+        print(
+            f"  backlog trend during the load: {slope:+.0f} deliveries/s against {produced:.0f}/s created: "
+            + (
+                "the consumers keep pace (the backlog does not grow)"
+                if slope < 0.05 * produced
+                else f"the consumers fall behind by ≈ {slope / sustained.consumers:.0f} receipts/s"
+            )
         )
     print(
         "\nxHTTP = rate / GET /healthz rate at the same clients; xstore = rate / COPY ceiling; "
