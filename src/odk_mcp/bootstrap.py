@@ -199,7 +199,13 @@ def build_container(settings: Settings, database_url: str) -> Container:
     webhooks = build_webhooks_service(db, policy, forms.catalogue, sealer, webhook_options(settings))
     # Each service's event consumers join this registry as services grow them (docs/events.md).
     analytics = build_analytics_service(
-        db, policy, aggregation, forms, analytics_job_settings(settings), settings.analytics_wait_seconds
+        db,
+        policy,
+        aggregation,
+        forms,
+        analytics_job_settings(settings),
+        settings.analytics_wait_seconds,
+        settings.analytics_themes_max_answers,
     )
     consumers = ConsumerRegistry(
         [*aggregation.consumers(), *entities.consumers(), webhooks.consumer, *analytics.consumers()]

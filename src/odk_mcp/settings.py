@@ -288,6 +288,13 @@ class Settings(BaseSettings):
         le=64,
         description="Analysis jobs one server process runs at once (others wait queued).",
     )
+    analytics_themes_max_answers: int = Field(
+        default=2000,
+        ge=10,
+        le=100_000,
+        description="Non-empty free-text answers one themes request analyses at most (beyond that, a"
+        " seeded random sample of this many, flagged in the answer).",
+    )
     webhook_allow_private: bool = Field(
         default=False,
         description="Let webhooks target loopback, private and link-local addresses (tests, closed"

@@ -273,3 +273,8 @@ ANALYSIS_NOT_READY = _define(
     "analysisNotReady",
     "The analysis is not finished: see its status for progress or the reason it failed.",
 )
+TEXT_MODEL_MISSING = _define(
+    501.61,
+    "textModelMissing",
+    "Free-text themes need the optional text extra and its embedding model, which are not installed.",
+)

@@ -7,6 +7,7 @@ those rows only through the aggregation read facade and the forms service's publ
 - `quality`: full scans (`rescan`, stored), findings per form/submission/enumerator,
   dismissals, project areas.
 - `reports`: the insight report as HTML or PDF.
+- `themes`: free-text answers clustered into themes (needs the optional `text` extra).
 - `jobs`: the long analyses (full scan, enumerator table, reports) as background jobs with
   handles; `wait_seconds` is how long a request waits for one before answering with its handle.
 - `consumers()`: the incremental quality consumer for `bootstrap`.
@@ -31,6 +32,7 @@ from odk_mcp.services.analytics.quality import Quality
 from odk_mcp.services.analytics.reports import Reports
 from odk_mcp.services.analytics.results import to_json as result_json
 from odk_mcp.services.analytics.statistics import Statistics
+from odk_mcp.services.analytics.themes import DEFAULT_MAX_ANSWERS, Themes
 from odk_mcp.services.forms import FormsService
 
 
@@ -42,6 +44,7 @@ class AnalyticsService:
     incremental: QualityConsumer
     jobs: AnalysisJobs
     wait_seconds: float
+    themes: Themes
 
     def consumers(self) -> list[Consumer]:
         return [self.incremental.consumer()]
@@ -69,6 +72,7 @@ def build_analytics_service(
     forms: FormsService,
     job_settings: JobSettings = DEFAULT_JOBS,
     wait_seconds: float = 30.0,
+    themes_max_answers: int = DEFAULT_MAX_ANSWERS,
 ) -> AnalyticsService:
     read_model = aggregation.read_model
     frames = FormFrames(read_model, aggregation.columns)
@@ -81,6 +85,7 @@ def build_analytics_service(
         incremental=QualityConsumer(read_model, aggregation.projector, quality),
         jobs=AnalysisJobs(db, frames, Analyses(quality, reports), job_settings),
         wait_seconds=wait_seconds,
+        themes=Themes(frames, themes_max_answers),
     )
 
 

@@ -124,6 +124,23 @@ async def timeseries(
     return to_json(result)
 
 
+@router.get(BASE + "/themes")
+async def themes(
+    project_id: int,
+    xml_form_id: str,
+    actor: CurrentActor,
+    service: Analytics,
+    field: FieldPath,
+    odata_filter: Filter = None,
+    max_themes: Annotated[int, Query(alias="maxThemes", ge=2, le=20)] = 8,
+    quotes: Annotated[int, Query(ge=1, le=100)] = 5,
+) -> Any:
+    result = await service.themes.themes(
+        actor, project_id, xml_form_id, field, odata_filter, max_themes, quotes
+    )
+    return to_json(result)
+
+
 @router.post(BASE + "/quality")
 async def rescan(
     project_id: int, xml_form_id: str, actor: CurrentActor, service: Analytics, prefer: PreferHeader = None
