@@ -11,6 +11,7 @@ Several events are applied together with a few set-based statements (`apply_many
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -217,7 +218,9 @@ async def _write(
 ) -> None:
     """Upsert the root rows (each with its event id) and, when asked, replace the repeat rows
     of these submissions."""
-    flats = [(s, flatten(s.data, fields, s.instance_id)) for s in snapshots]
+    # Flattening is the CPU-heavy part: in a thread, so that a large batch does not hold the
+    # event loop (and the requests waiting on it) for its whole duration.
+    flats = await asyncio.to_thread(lambda: [(s, flatten(s.data, fields, s.instance_id)) for s in snapshots])
     # One statement executed for many parameter sets (psycopg batches them): a multi-row
     # VALUES literal would be compiled anew for every batch size.
     await conn.execute(

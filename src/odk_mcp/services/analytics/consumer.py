@@ -16,6 +16,7 @@ together gives each the findings it would get alone.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from sqlalchemy import literal_column
@@ -77,7 +78,9 @@ class QualityConsumer:
             literal_column("submission_id").in_(ids),
         ]
         columns = [f for f in fields.fields if f.type not in ("structure", "repeat") and not f.binary]
-        # Polars and PyArrow load on the first event, not with the server (idle memory).
+        # Polars and PyArrow load on the first event, not with the server (idle memory), and
+        # in a thread: a second-long import would otherwise stall every request in flight.
+        await asyncio.to_thread(_load_polars)
         import polars as pl
 
         from odk_mcp.services.analytics.adapters.frames import load_frame_on
@@ -96,7 +99,14 @@ class QualityConsumer:
         config = await self._quality.config_for(SYSTEM, form)
         stored = await store.baseline_of(conn, form.form_id)
         baseline = Baseline.from_json(stored) if stored is not None else None
-        rules, found = check_submissions(frame, fields, config, baseline)
+        rules, found = await asyncio.to_thread(check_submissions, frame, fields, config, baseline)
         ref = FormRef(form.project_id, form.form_id, form.xml_form_id)
         checked = frame[SUBMISSION_ID].to_list()
         await store.replace_for_submissions(conn, ref, checked, rules, found)
+
+
+def _load_polars() -> None:
+    import polars  # noqa: F401
+
+    import odk_mcp.services.analytics.adapters.frames
+    import odk_mcp.services.analytics.domain.quality.incremental  # noqa: F401
