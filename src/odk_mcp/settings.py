@@ -291,7 +291,7 @@ class Settings(BaseSettings):
     analytics_themes_max_answers: int = Field(
         default=2000,
         ge=10,
-        le=100_000,
+        le=50_000,
         description="Non-empty free-text answers one themes request analyses at most (beyond that, a"
         " seeded random sample of this many, flagged in the answer).",
     )

@@ -27,6 +27,7 @@ from odk_mcp.services.analytics.domain.errors import AnalysisError
 
 SEED = 20240611
 MIN_ANSWERS = 3
+SILHOUETTE_SAMPLE = 3000
 # Words for naming themes: two or more letters (numbers and single letters say little).
 WORDS = r"(?u)\b[^\W\d_]{2,}\b"
 
@@ -163,12 +164,18 @@ def _cluster(
     if n < 3:
         return np.zeros(n, dtype=np.int64), None
     best: tuple[float, npt.NDArray[np.int64]] | None = None
+    # The silhouette needs all pairwise distances: past SILHOUETTE_SAMPLE answers it is
+    # estimated on a seeded sample of them (memory and time stay bounded).
+    scored = np.arange(n)
+    if n > SILHOUETTE_SAMPLE:
+        scored = np.sort(np.random.default_rng(SEED).choice(n, size=SILHOUETTE_SAMPLE, replace=False))
     for k in range(2, min(max_themes, n - 1) + 1):
         model = KMeans(n_clusters=k, n_init=4, random_state=SEED).fit(embeddings, sample_weight=weights)
         labels = model.labels_.astype(np.int64)
-        if len(set(labels.tolist())) < 2:
+        if len(set(labels[scored].tolist())) < 2:
             continue
-        score = float(np.average(silhouette_samples(embeddings, labels, metric="cosine"), weights=weights))
+        silhouettes = silhouette_samples(embeddings[scored], labels[scored], metric="cosine")
+        score = float(np.average(silhouettes, weights=weights[scored]))
         if best is None or score > best[0] + 1e-9:
             best = (score, labels)
     if best is None:
