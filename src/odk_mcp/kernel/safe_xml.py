@@ -68,10 +68,10 @@ def parse_xml(data: bytes, max_bytes: int) -> etree._Element:
     return root
 
 
+# True when some element lies deeper than MAX_DEPTH (the root is level 1): evaluated by libxml2.
+_TOO_DEEP = etree.XPath("boolean(" + "/".join(["*"] * MAX_DEPTH) + ")")
+
+
 def _check_depth(root: etree._Element) -> None:
-    stack = [(root, 1)]
-    while stack:
-        element, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise UnsafeXml(f"the XML is nested deeper than {MAX_DEPTH} levels")
-        stack.extend((child, depth + 1) for child in element)
+    if _TOO_DEEP(root):
+        raise UnsafeXml(f"the XML is nested deeper than {MAX_DEPTH} levels")

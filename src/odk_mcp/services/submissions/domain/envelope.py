@@ -19,6 +19,7 @@ from lxml import etree
 
 from odk_mcp.kernel.safe_xml import UnsafeXml, parse_xml
 from odk_mcp.services.forms import Field, FormSchema
+from odk_mcp.services.submissions.domain.per_schema import derived
 
 _GEOPOINT = re.compile(r"^\s*-?\d+(\.\d+)?\s+-?\d+(\.\d+)?(\s+-?\d+(\.\d+)?)?(\s+-?\d+(\.\d+)?)?\s*$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -42,7 +43,8 @@ class Envelope:
 
 
 def _local(element: etree._Element) -> str:
-    return etree.QName(element).localname
+    tag: str = element.tag  # "{namespace}name" or "name"; callers skip comments and PIs
+    return tag[tag.index("}") + 1 :] if tag[:1] == "{" else tag
 
 
 def _meta(root: etree._Element, name: str) -> str | None:
@@ -86,7 +88,7 @@ class Reading:
     media: list[str] = field(default_factory=list)
 
 
-def _typed(value: str, spec: Field, path: str, reading: Reading) -> Any:
+def _typed(value: str, spec: Field, path: str, reading: Reading, choices: dict[str, frozenset[str]]) -> Any:
     if value == "":
         return None
     kind = spec.type
@@ -112,7 +114,7 @@ def _typed(value: str, spec: Field, path: str, reading: Reading) -> Any:
             {"path": path, "rule": "geopoint", "detail": f"malformed geopoint: {value[:80]}"}
         )
     if spec.choices and kind in ("select1", "select", "string"):
-        allowed = {c.value for c in spec.choices}
+        allowed = choices[spec.path]
         chosen = value.split() if spec.select_multiple else [value.strip()]
         unknown = [c for c in chosen if c not in allowed]
         if unknown:
@@ -128,9 +130,14 @@ def _typed(value: str, spec: Field, path: str, reading: Reading) -> Any:
     return value
 
 
+def _index(schema: FormSchema) -> tuple[dict[str, Field], dict[str, frozenset[str]]]:
+    fields = {f.path: f for f in schema.fields}
+    return fields, {f.path: frozenset(c.value for c in f.choices) for f in schema.fields if f.choices}
+
+
 def read_data(root: etree._Element, schema: FormSchema) -> Reading:
     """The submission's data, typed by the schema; unknown elements are kept and flagged."""
-    fields = {f.path: f for f in schema.fields}
+    fields, choices = derived(schema, "reading", _index)
     reading = Reading(data={})
 
     def walk(element: etree._Element, prefix: str, target: dict[str, Any]) -> None:
@@ -140,7 +147,6 @@ def read_data(root: etree._Element, schema: FormSchema) -> Reading:
             name = _local(child)
             path = f"{prefix}/{name}"
             spec = fields.get(path)
-            has_children = any(isinstance(c.tag, str) for c in child)
             if spec is None:
                 reading.flags.append({"path": path, "rule": "unknown", "detail": "element not in the form"})
                 target[name] = _raw(child)
@@ -149,12 +155,12 @@ def read_data(root: etree._Element, schema: FormSchema) -> Reading:
                 entry: dict[str, Any] = {}
                 walk(child, path, entry)
                 target.setdefault(name, []).append(entry)
-            elif spec.type == "structure" or has_children:
+            elif spec.type == "structure" or any(isinstance(c.tag, str) for c in child):
                 group: dict[str, Any] = {}
                 walk(child, path, group)
                 target[name] = group
             else:
-                target[name] = _typed(child.text or "", spec, path, reading)
+                target[name] = _typed(child.text or "", spec, path, reading, choices)
 
     walk(root, "", reading.data)
     return reading

@@ -9,12 +9,15 @@ total time spent per submission is capped, since rules come from uploaded forms.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from odk_mcp.services.forms import Field, FormSchema
+from odk_mcp.services.submissions.domain.per_schema import derived
 from odk_mcp.services.submissions.domain.xpath import (
     Instance,
+    Node,
     NotEvaluated,
     evaluate_boolean,
     is_answered,
@@ -24,15 +27,50 @@ ANSWERED = "string-length(.) > 0"  # what `is_answered` computes directly
 NEVER = ("", "false()", "false")
 
 
-def _ancestors(path: str, fields: dict[str, Field]) -> list[Field]:
-    parts = path.strip("/").split("/")
-    return [fields[p] for p in ("/" + "/".join(parts[:i]) for i in range(1, len(parts))) if p in fields]
+@dataclass(frozen=True)
+class _Rule:
+    """A field with a `required` or `constraint` rule, and the `relevant` expressions that
+    decide whether it applies: (levels above the field, expression), outermost first, the
+    field's own last (levels 0)."""
+
+    field: Field
+    required: str  # "" when never required
+    constraint: str
+    relevance: tuple[tuple[int, str], ...]
 
 
-def _context_of(ancestor: Field, context: str) -> str:
-    """The ancestor's own context path inside a field's context (`/m[2]/x` → `/m[2]`)."""
-    depth = ancestor.path.count("/")
-    return "/" + "/".join(context.strip("/").split("/")[:depth])
+@dataclass(frozen=True)
+class _Plan:
+    rules: tuple[_Rule, ...]
+    repeats: frozenset[str]
+
+
+def _plan_of(schema: FormSchema) -> _Plan:
+    fields = {f.path: f for f in schema.fields}
+    rules = []
+    for f in schema.fields:
+        required = (f.required or "").strip()
+        required = "" if required in NEVER else required
+        constraint = (f.constraint or "").strip()
+        if not (required or constraint):
+            continue
+        parts = f.path.strip("/").split("/")
+        owners = [fields[p] for p in ("/" + "/".join(parts[:i]) for i in range(1, len(parts))) if p in fields]
+        depth = f.path.count("/")
+        relevance = tuple(
+            (depth - owner.path.count("/"), owner.relevant) for owner in [*owners, f] if owner.relevant
+        )
+        rules.append(_Rule(f, required, constraint, relevance))
+    return _Plan(tuple(rules), frozenset(f.path for f in schema.fields if f.type == "repeat"))
+
+
+def _up(node: Node, levels: int) -> Node:
+    for _ in range(levels):
+        parent = node.parent
+        if parent is None:
+            break
+        node = parent
+    return node
 
 
 def _finding(
@@ -59,54 +97,44 @@ def evaluate_rules(
     budget_seconds: float = 1.0,
 ) -> list[dict[str, str]]:
     """Violations and not-evaluated rules of one submission (passes are not recorded)."""
-    fields = {f.path: f for f in schema.fields}
-    ruled = [
-        f for f in schema.fields if (f.required or "").strip() not in NEVER or (f.constraint or "").strip()
-    ]
-    if not ruled:
+    plan = derived(schema, "rules", _plan_of)
+    if not plan.rules:
         return []
     instance = Instance.from_dict(data, root=root_name)
-    repeats = {f.path for f in schema.fields if f.type == "repeat"}
     deadline = time.monotonic() + budget_seconds
     findings: list[dict[str, str]] = []
 
-    def check(expression: str, context: str) -> bool | NotEvaluated:
-        return evaluate_boolean(expression, instance, context, today, now)
-
-    for field in ruled:
-        for context in instance.contexts(field.path, repeats):
+    for rule in plan.rules:
+        field, required, constraint = rule.field, rule.required, rule.constraint
+        for context, node in instance.locate(field.path, plan.repeats):
             if time.monotonic() > deadline:
                 findings.append(
                     _finding(field, context, "budget", "not-evaluated", "", "time budget exhausted")
                 )
                 return findings
             relevant: bool | NotEvaluated = True
-            for owner in [*_ancestors(field.path, fields), field]:
-                if owner.relevant:
-                    owner_context = context if owner is field else _context_of(owner, context)
-                    relevant = check(owner.relevant, owner_context)
-                    if relevant is not True:
-                        break
+            for levels, expression in rule.relevance:
+                relevant = evaluate_boolean(expression, instance, _up(node, levels), today, now)
+                if relevant is not True:
+                    break
             if relevant is False:
                 continue
-            answered = is_answered(instance, context)  # check(ANSWERED, context), faster
-            required = (field.required or "").strip()
-            if required not in NEVER and answered is False:
+            answered = is_answered(instance, node)  # evaluate_boolean(ANSWERED, …), faster
+            if required and answered is False:
                 if isinstance(relevant, NotEvaluated):
                     findings.append(
                         _finding(field, context, "required", "not-evaluated", required, relevant.detail)
                     )
                 else:
-                    needed = check(required, context)
+                    needed = evaluate_boolean(required, instance, node, today, now)
                     if needed is True:
                         findings.append(_finding(field, context, "required", "violated", required))
                     elif isinstance(needed, NotEvaluated):
                         findings.append(
                             _finding(field, context, "required", "not-evaluated", required, needed.detail)
                         )
-            constraint = (field.constraint or "").strip()
             if constraint and answered is True:
-                ok = check(constraint, context)
+                ok = evaluate_boolean(constraint, instance, node, today, now)
                 if ok is False:
                     findings.append(_finding(field, context, "constraint", "violated", constraint))
                 elif isinstance(ok, NotEvaluated):

@@ -25,7 +25,15 @@ with a leading underscore are private to this package; the surface is what `__al
 from __future__ import annotations
 
 from odk_mcp.services.submissions.domain.xpath.evaluation import evaluate_boolean, is_answered
-from odk_mcp.services.submissions.domain.xpath.instance import Instance
+from odk_mcp.services.submissions.domain.xpath.instance import Instance, Node
 from odk_mcp.services.submissions.domain.xpath.limits import MAX_EXPRESSION_CHARS, NotEvaluated, Reason
 
-__all__ = ["MAX_EXPRESSION_CHARS", "Instance", "NotEvaluated", "Reason", "evaluate_boolean", "is_answered"]
+__all__ = [
+    "MAX_EXPRESSION_CHARS",
+    "Instance",
+    "Node",
+    "NotEvaluated",
+    "Reason",
+    "evaluate_boolean",
+    "is_answered",
+]

@@ -163,14 +163,15 @@ def _indexed_repeat(args: tuple[_Expr, ...], focus: _Focus, ctx: _Context) -> _V
 
 
 def evaluate_boolean(
-    expression: str, instance: Instance, context_path: str, today: date, now: datetime
+    expression: str, instance: Instance, context_path: str | _Node, today: date, now: datetime
 ) -> bool | NotEvaluated:
     """Evaluate a bind's rule on a submission, at `context_path`, as ODK Collect would.
 
     `context_path` is the field's path as the schema writes it, without the root element
     (`/household/member/age`), with the repeat instance where there are several
     (`/household/member[2]/age`, as `Instance.contexts` gives them). `today` and `now` are
-    what `today()` and `now()` return.
+    what `today()` and `now()` return. A node from `instance.locate(...)` may stand for its
+    context path.
     """
     if len(expression) > MAX_EXPRESSION_CHARS:
         return NotEvaluated(Reason.TOO_COMPLEX, f"expression longer than {MAX_EXPRESSION_CHARS} characters")
@@ -180,7 +181,7 @@ def evaluate_boolean(
         compiled = _compile(expression)
         if isinstance(compiled, NotEvaluated):
             return compiled
-        origin = instance._node_at(context_path)
+        origin = instance._node_at(context_path) if isinstance(context_path, str) else context_path
         document = instance._document
         return _boolean(_eval(compiled, _Focus(origin), _Context(document, origin, today, now)))
     except _Unevaluable as exc:
@@ -191,12 +192,13 @@ def evaluate_boolean(
         return NotEvaluated(Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
-def is_answered(instance: Instance, context_path: str) -> bool | NotEvaluated:
+def is_answered(instance: Instance, context_path: str | _Node) -> bool | NotEvaluated:
     """`string-length(.) > 0` at `context_path`, as `evaluate_boolean` answers it, without the
     interpreter: rule checking asks it for every rule and context (about three quarters of all
     evaluations for a typical form)."""
     try:
-        value = instance._node_at(context_path).typed_value()
+        node = instance._node_at(context_path) if isinstance(context_path, str) else context_path
+        value = node.typed_value()
     except _Unevaluable as exc:
         return NotEvaluated(exc.reason, exc.detail)
     return not isinstance(value, str) or len(value) > 0

@@ -47,6 +47,10 @@ class _Node:
         return "".join(texts)
 
 
+# A node of an `Instance`, as `Instance.locate` hands it out (opaque outside this package).
+Node = _Node
+
+
 def _leaf_value(value: Any) -> str | float:
     if value is None:
         return ""
@@ -117,19 +121,27 @@ class Instance:
         `repeats` are the schema's repeat paths. A field in a repeat with no instances occurs
         nowhere; a field absent from the data still occurs once (its value is empty).
         """
-        found: list[tuple[str, _Node | None]] = [("", self._document.children[0])]
+        return [path for path, _ in self.locate(field_path, repeats)]
+
+    def locate(self, field_path: str, repeats: Collection[str]) -> list[tuple[str, Node]]:
+        """`contexts`, each with its node: what `_node_at(context)` would find, without parsing
+        the context path again (rule checking evaluates several expressions per context). A
+        field absent from the data gets an empty node in its place, as `_node_at` makes."""
+        found: list[tuple[str, _Node]] = [("", self._document.children[0])]
         prefix = ""
         for name in field_path.strip("/").split("/"):
             prefix += "/" + name
-            step: list[tuple[str, _Node | None]] = []
+            step: list[tuple[str, _Node]] = []
             for path, node in found:
-                kids = node.named(name) if node is not None else []
+                kids = node.named(name)
                 if prefix in repeats or len(kids) > 1:
                     step.extend((f"{path}/{name}[{kid.index}]", kid) for kid in kids)
-                else:
-                    step.append((f"{path}/{name}", kids[0] if kids else None))
+                elif kids:
+                    step.append((f"{path}/{name}", kids[0]))
+                else:  # absent from the data: an empty node in its place
+                    step.append((f"{path}/{name}", _Node(name, node, "", 1, node.order)))
             found = step
-        return [path for path, _ in found]
+        return found
 
     def _node_at(self, context_path: str) -> _Node:
         root = node = self._document.children[0]
