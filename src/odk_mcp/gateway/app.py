@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -79,6 +80,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         async with open_container(settings) as opened:
             _attach(app, opened)
             await opened.start()
+            # What is alive after start-up (modules, routes, caches) lives as long as the process:
+            # moved out of the collector's sight, so full collections stop walking it again and again.
+            gc.collect()
+            gc.freeze()
             async with app.state.mcp.running():
                 yield
 
