@@ -14,8 +14,8 @@ one creates the submission, the others see it as a resend (identical XML) or a c
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, TypeVar
 
 import anyio
@@ -53,7 +53,6 @@ from odk_mcp.services.submissions.writer import (
     GroupWriter,
     NewSubmission,
 )
-
 
 T = TypeVar("T")
 
