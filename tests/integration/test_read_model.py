@@ -301,3 +301,33 @@ async def test_an_empty_read_model_catches_up_at_start(
     assert len(repeats) == 3 * 4
     assert not await container.aggregation.catch_up.needed(), "a built read model is left alone"
     await container.aggregation.stop()
+
+
+async def test_answers_beyond_64_bits_and_awkward_text_reach_the_read_model_intact(
+    client: httpx.AsyncClient, container: Container, admin: Person
+) -> None:
+    # The read model's rows travel to PostgreSQL as one JSON document per batch: an integer
+    # answer too big for orjson (it takes the standard library's path), quotes, backslashes,
+    # control characters and non-ASCII text, and repeat rows too, must arrive as they were read.
+    await subscribe(container)
+    pid = await create_project(client, admin)
+    await publish_household(client, admin, pid)
+    awkward = 'Zoë "Z" \\ O&apos;Brien \u00a0 \u65e5\u672c'
+    await submit(
+        client,
+        admin.auth,
+        pid,
+        Household(
+            "uuid:big", name=awkward, size="123456789012345678901234567890", members=[("Ünï", "3", [])]
+        ),
+    )
+    await submit(client, admin.auth, pid, Household("uuid:small"))
+    await catch_up(container)
+    roots, repeats = await read_model(container)
+    by_id = {r["instance_id"]: r for r in roots}
+    assert by_id["uuid:big"]["data"]["/size"] == 123456789012345678901234567890
+    assert by_id["uuid:big"]["data"]["/hh_name"] == 'Zoë "Z" \\ O\'Brien \u00a0 \u65e5\u672c'
+    assert by_id["uuid:small"]["data"]["/size"] == 4
+    names = {r["data"].get("/hh/member/mname") for r in repeats if r["repeat_path"] == "/hh/member"}
+    assert "Ünï" in names
+    assert isinstance(by_id["uuid:big"]["created_at"], datetime)
