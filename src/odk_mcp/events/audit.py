@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 from sqlalchemy import func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,6 +20,7 @@ from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.actor import Actor
 from odk_mcp.kernel.clock import iso
 from odk_mcp.kernel.db import Database
+from odk_mcp.kernel.pgjson import json_text
 
 
 async def record_audit(
@@ -61,8 +61,8 @@ class AuditRecord:
 _RECORD_MANY = (
     "INSERT INTO events.audits (actor_id, action, project_id, target_type, target_id, details, logged_at)"
     " SELECT a, c, p, t, i, d, now()"
-    " FROM unnest(%t::int[], %t::text[], %t::int[], %t::text[], %t::text[], %b::jsonb[])"
-    " AS u(a, c, p, t, i, d)"
+    " FROM jsonb_to_recordset(%s::jsonb) AS u(o int, a int, c text, p int, t text, i text, d jsonb)"
+    " ORDER BY o"
 )
 
 
@@ -70,17 +70,19 @@ async def record_audits(pg: psycopg.AsyncConnection[Any], records: Sequence[Audi
     """Many audit rows in one statement, on the driver connection of a group writer's
     transaction (in pipeline mode the statement is only queued)."""
     if records:
-        await pg.execute(
-            _RECORD_MANY,
-            (
-                [r.actor_id for r in records],
-                [r.action for r in records],
-                [r.project_id for r in records],
-                [r.target_type for r in records],
-                [r.target_id for r in records],
-                [Jsonb(r.details) for r in records],
-            ),
-        )
+        rows = [
+            {
+                "o": n,
+                "a": r.actor_id,
+                "c": r.action,
+                "p": r.project_id,
+                "t": r.target_type,
+                "i": r.target_id,
+                "d": r.details,
+            }
+            for n, r in enumerate(records)
+        ]
+        await pg.execute(_RECORD_MANY, (json_text(rows),))
 
 
 @dataclass(frozen=True)

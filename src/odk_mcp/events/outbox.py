@@ -10,15 +10,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 from sqlalchemy import func, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from odk_mcp.events.tables import outbox
+from odk_mcp.kernel.pgjson import json_text
 
 _EMIT_MANY = (
     "INSERT INTO events.outbox (event, payload, created_at)"
-    " SELECT e, p, now() FROM unnest(%t::text[], %b::jsonb[]) AS u(e, p)"
+    " SELECT e, p, now() FROM jsonb_to_recordset(%s::jsonb) AS u(o int, e text, p jsonb)"
+    " ORDER BY o"
 )
 
 
@@ -30,4 +31,5 @@ async def emit_many(pg: psycopg.AsyncConnection[Any], events: Sequence[tuple[str
     """Many events in one statement, on the driver connection of a group writer's transaction
     (same rows, same delivery trigger as `emit`; in pipeline mode the statement is only queued)."""
     if events:
-        await pg.execute(_EMIT_MANY, ([e for e, _ in events], [Jsonb(p) for _, p in events]))
+        rows = [{"o": n, "e": e, "p": p} for n, (e, p) in enumerate(events)]
+        await pg.execute(_EMIT_MANY, (json_text(rows),))

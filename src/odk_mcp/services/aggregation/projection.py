@@ -12,18 +12,17 @@ Several events are applied together with a few set-based statements (`apply_many
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from odk_mcp.events import Consumer, Event
 from odk_mcp.kernel import problems
 from odk_mcp.kernel.db import Database
+from odk_mcp.kernel.pgjson import json_text
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.services.aggregation.adapters.tables import repeat_rows, rows
 from odk_mcp.services.aggregation.domain.flatten import field_index, flatten
@@ -223,15 +222,6 @@ def _row_values(snapshot: SubmissionSnapshot, root: dict[str, Any], event_id: in
     return values
 
 
-def _json(document: Any) -> str:
-    """JSON text for PostgreSQL: orjson, or the standard library for what orjson refuses
-    (an integer answer beyond 64 bits)."""
-    try:
-        return orjson.dumps(document).decode()
-    except TypeError:
-        return json.dumps(document, default=lambda value: value.isoformat())
-
-
 async def _write(
     conn: AsyncConnection,
     snapshots: Sequence[SubmissionSnapshot],
@@ -252,7 +242,7 @@ async def _write(
     await conn.execute(
         _UPSERT,
         {
-            "rows": _json(
+            "rows": json_text(
                 [_row_values(s, flat.root, e) for (s, flat), e in zip(flats, event_ids, strict=True)]
             )
         },
@@ -277,4 +267,4 @@ async def _write(
         for r in flat.repeats
     ]
     if repeat_values:
-        await conn.execute(_INSERT_REPEATS, {"rows": _json(repeat_values)})
+        await conn.execute(_INSERT_REPEATS, {"rows": json_text(repeat_values)})

@@ -29,10 +29,10 @@ from typing import Any
 
 import psycopg
 import structlog
-from psycopg.types.json import Jsonb
 
 from odk_mcp.events import AuditRecord, emit_many, record_audits
 from odk_mcp.kernel.db import Database
+from odk_mcp.kernel.pgjson import json_text
 
 log = structlog.get_logger("odk_mcp.submissions.writer")
 
@@ -90,12 +90,13 @@ class BatchFailed(Exception):
 # submission without a version, which the second step deletes again.
 _INSERT = """
 WITH input AS (
-    SELECT * FROM unnest(
-        %t::int[], %t::int[], %t::int[], %t::text[], %t::bool[], %t::text[], %t::int[], %t::text[],
-        %t::text[], %t::text[], %t::int[], %t::text[], %b::bytea[], %t::text[], %b::jsonb[], %b::jsonb[],
-        %b::jsonb[]
-    ) AS i(n, project_id, form_id, xml_form_id, draft, instance_id, submitter_id, device_id,
-           user_agent, instance_name, form_def_id, form_version, xml, xml_sha256, data, flags, findings)
+    SELECT i.*, x.xml
+    FROM jsonb_to_recordset(%s::jsonb) AS i(
+        n int, project_id int, form_id int, xml_form_id text, draft bool, instance_id text,
+        submitter_id int, device_id text, user_agent text, instance_name text, form_def_id int,
+        form_version text, xml_sha256 text, data jsonb, flags jsonb, findings jsonb
+    )
+    JOIN unnest(%b::bytea[]) WITH ORDINALITY AS x(xml, o) ON x.o = i.n + 1
     WHERE NOT EXISTS (
         SELECT 1 FROM submissions.versions v
         WHERE v.form_id = i.form_id AND v.draft = i.draft AND v.instance_id = i.instance_id
@@ -294,26 +295,30 @@ def _settle(
         future.set_result(result)
 
 
-def _insert_params(rows: list[NewSubmission]) -> tuple[list[Any], ...]:
-    return (
-        list(range(len(rows))),
-        [r.project_id for r in rows],
-        [r.form_id for r in rows],
-        [r.xml_form_id for r in rows],
-        [r.draft for r in rows],
-        [r.instance_id for r in rows],
-        [r.submitter_id for r in rows],
-        [r.device_id for r in rows],
-        [r.user_agent for r in rows],
-        [r.instance_name for r in rows],
-        [r.form_def_id for r in rows],
-        [r.form_version for r in rows],
-        [r.xml for r in rows],
-        [r.xml_sha256 for r in rows],
-        [Jsonb(r.data) for r in rows],
-        [Jsonb(r.flags) for r in rows],
-        [Jsonb(r.findings) for r in rows],
-    )
+def _insert_params(rows: list[NewSubmission]) -> tuple[str, list[bytes]]:
+    """The rows as one JSON document (pgjson) and their XML, byte for byte, as one array."""
+    document = [
+        {
+            "n": n,
+            "project_id": r.project_id,
+            "form_id": r.form_id,
+            "xml_form_id": r.xml_form_id,
+            "draft": r.draft,
+            "instance_id": r.instance_id,
+            "submitter_id": r.submitter_id,
+            "device_id": r.device_id,
+            "user_agent": r.user_agent,
+            "instance_name": r.instance_name,
+            "form_def_id": r.form_def_id,
+            "form_version": r.form_version,
+            "xml_sha256": r.xml_sha256,
+            "data": r.data,
+            "flags": r.flags,
+            "findings": r.findings,
+        }
+        for n, r in enumerate(rows)
+    ]
+    return json_text(document), [r.xml for r in rows]
 
 
 def _audit(row: NewSubmission) -> AuditRecord:
