@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 import psycopg
 
+from odk_mcp.kernel.pgjson import json_text
 from odk_mcp.services.aggregation.adapters.tables import repeat_rows, rows
 from odk_mcp.services.aggregation.domain.flatten import field_index, flatten
 from odk_mcp.services.forms import Field, FormLookup
@@ -43,7 +43,7 @@ class ReadModelImport:
         async with cursor.copy(f"COPY aggregation.rows ({', '.join(_ROW_COLUMNS)}) FROM STDIN") as copy:
             for snapshot, flat in flats:
                 values = {name: getattr(snapshot, name, None) for name in _ROW_COLUMNS}
-                values["data"] = orjson.dumps(flat.root).decode()
+                values["data"] = json_text(flat.root)
                 values["event_id"] = 0
                 await copy.write_row([values[name] for name in _ROW_COLUMNS])
         statement = f"COPY aggregation.repeat_rows ({', '.join(_REPEAT_COLUMNS)}) FROM STDIN"
@@ -60,7 +60,7 @@ class ReadModelImport:
                             r.parent_key,
                             r.ordinal,
                             r.seq,
-                            orjson.dumps(r.data).decode(),
+                            json_text(r.data),
                         )
                     )
 

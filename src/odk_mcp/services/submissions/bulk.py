@@ -38,7 +38,6 @@ from multiprocessing import get_context
 from typing import Any, Protocol
 
 import anyio
-import orjson
 import psycopg
 
 from odk_mcp.events import AuditRecord, emit_many, record_audits
@@ -46,6 +45,7 @@ from odk_mcp.kernel import problems
 from odk_mcp.kernel.access import Authorizer
 from odk_mcp.kernel.actor import Actor
 from odk_mcp.kernel.db import Database
+from odk_mcp.kernel.pgjson import json_text
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.services.forms import FormLookup, FormTarget, TargetMiss
 from odk_mcp.services.submissions.bulk_reading import ChunkReading, ReadDocument, first_version, read_chunk
@@ -391,9 +391,9 @@ async def _copy_versions(
                     p.target.version,
                     p.document.xml,
                     p.read.sha256,
-                    orjson.dumps(p.read.data).decode(),
-                    orjson.dumps(p.read.flags).decode(),
-                    orjson.dumps(p.read.findings).decode(),
+                    json_text(p.read.data),
+                    json_text(p.read.flags),
+                    json_text(p.read.findings),
                     True,
                     submitter,
                     p.document.device_id,
