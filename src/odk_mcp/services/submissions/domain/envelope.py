@@ -155,7 +155,7 @@ def read_data(root: etree._Element, schema: FormSchema) -> Reading:
                 entry: dict[str, Any] = {}
                 walk(child, path, entry)
                 target.setdefault(name, []).append(entry)
-            elif spec.type == "structure" or any(isinstance(c.tag, str) for c in child):
+            elif spec.type == "structure" or (len(child) and any(isinstance(c.tag, str) for c in child)):
                 group: dict[str, Any] = {}
                 walk(child, path, group)
                 target[name] = group

@@ -14,14 +14,19 @@ if TYPE_CHECKING:
     from odk_mcp.services.submissions.domain.xpath.syntax import _Step
 
 
-@dataclass(frozen=True, slots=True)
 class _Focus:
-    node: _Node
-    position: int | None = None  # inside a predicate: the candidate's position and the set's size
-    size: int | None = None
+    """The node an expression is evaluated at; inside a predicate, also the candidate's position
+    and the candidate set's size. (A plain class: one is made per evaluation and per candidate.)"""
+
+    __slots__ = ("node", "position", "size")
+
+    def __init__(self, node: _Node, position: int | None = None, size: int | None = None) -> None:
+        self.node = node
+        self.position = position
+        self.size = size
 
 
-@dataclass
+@dataclass(slots=True)
 class _Context:
     document: _Node
     origin: _Node  # the node the rule is on: current(), and the repeat instances paths resolve to

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from lxml import etree
@@ -14,21 +14,46 @@ from odk_mcp.services.submissions.domain.xpath.limits import Reason, _fail
 from odk_mcp.services.submissions.domain.xpath.values import _CONTEXT_STEP, _text_of_number
 
 
-@dataclass(eq=False, slots=True)
 class _Node:
-    name: str
-    parent: _Node | None
-    value: str | float = ""  # a leaf's value: text, or a number when the data was typed
-    index: int = 1  # position among same-name siblings, 1-based (a repeat instance's number)
-    order: int = 0  # document order
-    children: list[_Node] = field(default_factory=list)
-    by_name: dict[str, list[_Node]] = field(default_factory=dict)
+    """A node of the tree: an element with its children, or a leaf with its value."""
 
-    def add(self, name: str, value: str | float, order: int) -> _Node:
-        same_name = self.by_name.setdefault(name, [])
-        child = _Node(name, self, value, len(same_name) + 1, order)
-        same_name.append(child)
-        self.children.append(child)
+    __slots__ = ("by_name", "children", "index", "name", "order", "parent", "value")
+
+    def __init__(
+        self, name: str, parent: _Node | None, value: str | float = "", index: int = 1, order: int = 0
+    ) -> None:
+        self.name = name
+        self.parent = parent
+        self.value = value  # a leaf's value: text, or a number when the data was typed
+        self.index = index  # position among same-name siblings, 1-based (a repeat instance's number)
+        self.order = order  # document order
+        self.children: list[_Node] | tuple[_Node, ...] = []
+        self.by_name: dict[str, list[_Node]] | MappingProxyType[str, list[_Node]] = {}
+
+    def add(self, name: str, value: str | float, order: int, leaf: bool = False) -> _Node:
+        """A new last child; a `leaf` shares the immutable empty containers and takes no children."""
+        children, by_name = self.children, self.by_name
+        if type(children) is not list or type(by_name) is not dict:
+            raise TypeError("a leaf takes no children")
+        same_name = by_name.get(name)
+        child = _Node.__new__(_Node)
+        child.name = name
+        child.parent = self
+        child.value = value
+        child.order = order
+        if leaf:  # never added to: shares the empty containers
+            child.children = _NO_CHILDREN
+            child.by_name = _NO_NAMES
+        else:
+            child.children = []
+            child.by_name = {}
+        if same_name is None:
+            child.index = 1
+            by_name[name] = [child]
+        else:
+            child.index = len(same_name) + 1
+            same_name.append(child)
+        children.append(child)
         return child
 
     def named(self, name: str) -> list[_Node]:
@@ -47,11 +72,22 @@ class _Node:
         return "".join(texts)
 
 
+_NO_CHILDREN: tuple[_Node, ...] = ()  # a leaf's, shared
+_NO_NAMES: MappingProxyType[str, list[_Node]] = MappingProxyType({})
+
 # A node of an `Instance`, as `Instance.locate` hands it out (opaque outside this package).
 Node = _Node
 
 
 def _leaf_value(value: Any) -> str | float:
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is int or kind is float:
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond a double's range
+            return math.inf if value > 0 else -math.inf
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -81,24 +117,26 @@ class Instance:
         `root` is the name of the submission's root element, which the expressions start with.
         """
         document = _Node("", None)
-        root_node = document.add(root, "", 1)
         order = 1
 
-        def entries(parent: _Node, group: Mapping[str, Any]) -> list[tuple[_Node, str, Any]]:
-            return [
-                (parent, name, item)
-                for name, value in group.items()
-                for item in (value if isinstance(value, list | tuple) else [value])
-            ]
+        def fill(parent: _Node, group: Mapping[str, Any]) -> None:
+            # Recursive: the data is as deep as its XML, which parsing caps far below the limit.
+            nonlocal order
+            for name, value in group.items():
+                kind = type(value)
+                if kind is list or kind is tuple or (kind is not str and isinstance(value, list | tuple)):
+                    items = value
+                else:
+                    items = (value,)
+                for item in items:
+                    order += 1
+                    kind = type(item)
+                    if kind is dict or (kind is not str and isinstance(item, Mapping)):
+                        fill(parent.add(name, "", order), item)
+                    else:
+                        parent.add(name, _leaf_value(item), order, leaf=True)
 
-        stack = entries(root_node, data)[::-1]
-        while stack:
-            parent, name, item = stack.pop()
-            order += 1
-            if isinstance(item, Mapping):
-                stack.extend(entries(parent.add(name, "", order), item)[::-1])
-            else:
-                parent.add(name, _leaf_value(item), order)
+        fill(document.add(root, "", 1), data)
         return cls(document)
 
     @classmethod
