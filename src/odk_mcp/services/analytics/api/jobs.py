@@ -27,7 +27,7 @@ from odk_mcp.services.analytics.analyses import AnalysisKind
 from odk_mcp.services.analytics.api.deps import Analytics
 from odk_mcp.services.analytics.jobs import JobView, links
 
-jobs_router = APIRouter()
+jobs_router = APIRouter(tags=["analytics"])
 
 Handle = Annotated[str, PathParam(min_length=20, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
 PreferHeader = Annotated[str | None, Header(max_length=1000)]
