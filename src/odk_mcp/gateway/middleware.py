@@ -8,8 +8,6 @@ import json
 import re
 import time
 import uuid
-from email.utils import formatdate
-from functools import lru_cache
 from typing import Any
 
 import structlog
@@ -22,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from odk_mcp.gateway.credentials import KEY_SCOPE
 from odk_mcp.kernel import problems
+from odk_mcp.kernel.openrosa import http_date
 from odk_mcp.kernel.problems import ProblemType
 
 access_log = structlog.get_logger("odk_mcp.access")
@@ -88,16 +87,6 @@ def _route_of(scope: Scope) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
-def http_date() -> bytes:
-    """The current time as an HTTP Date header value (RFC 9110)."""
-    return _http_date(int(time.time()))
-
-
-@lru_cache(maxsize=2)
-def _http_date(second: int) -> bytes:
-    return formatdate(second, usegmt=True).encode()
-
-
 class ObservabilityMiddleware:
     """Request id (X-Request-Id in and out), the Date header, Prometheus metrics and one
     access-log line.
@@ -125,7 +114,7 @@ class ObservabilityMiddleware:
                 status = message["status"]
                 headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
                 if not any(name.lower() == b"date" for name, _ in headers):
-                    headers.append((b"date", http_date()))
+                    headers.append((b"date", http_date().encode()))
                 message["headers"] = headers
             await send(message)
 

@@ -7,11 +7,10 @@ request came in with so that devices keep authenticating the same way.
 
 from __future__ import annotations
 
-from email.utils import formatdate
-
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from odk_mcp.kernel import problems
+from odk_mcp.kernel.openrosa import openrosa_headers
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.kernel.web import CurrentActor
 from odk_mcp.services.forms.api.deps import Forms
@@ -27,7 +26,7 @@ def openrosa(body: bytes) -> Response:
     return Response(
         body,
         media_type="text/xml; charset=utf-8",
-        headers={"X-OpenRosa-Version": "1.0", "Date": formatdate(usegmt=True)},
+        headers=openrosa_headers(),
     )
 
 
