@@ -177,8 +177,11 @@ def build_container(settings: Settings, database_url: str) -> Container:
     aggregation = build_aggregation_service(
         db, policy, forms.lookup, users.names, settings.public_url, columns_dir=settings.data_dir / "columns"
     )
-    # Bulk imports write the read model in their own transaction (docs/submissions.md).
+    # Bulk imports and the group writer write the read model of new submissions in their own
+    # transaction (docs/submissions.md).
     submissions.importer.add_projection(aggregation.import_projection)
+    if writer is not None:
+        writer.add_projection(aggregation.import_projection)
     exports = build_exports_service(
         db,
         aggregation.read_model,

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from sqlalchemy import text
+from tests.aggregation_forms import catch_up, read_model, subscribe
 from tests.api.test_submissions import OR, instance, message, multipart, setup
 from tests.conftest import Person
 
@@ -219,3 +220,47 @@ async def test_group_commit_can_be_turned_off(
     assert [r.status_code for r in responses] == [201] * 5
     assert await scalar(container, "SELECT count(*) FROM submissions.versions") == 5
     assert message(responses[0])[0] == ""
+
+
+async def test_a_batch_writes_its_submissions_read_model_rows_as_the_consumer_would(
+    client: httpx.AsyncClient, admin: Person, container: Container
+) -> None:
+    await subscribe(container)
+    pid, token = await setup(client, admin)
+    base = f"/v1/key/{token}/projects/{pid}/submission"
+    ids = [f"uuid:rm-{i}" for i in range(12)]
+    responses = await asyncio.gather(
+        *(client.post(base, files=multipart(instance(i), ("p.jpg", b"photo")), headers=OR) for i in ids)
+    )
+    assert [r.status_code for r in responses] == [201] * 12
+    assert writer_of(container).largest > 1
+    # Committed with the submissions, before any consumer ran: one root row and two repeat rows
+    # each, carrying the id of the submission's own `submission.received` event.
+    async with container.db.read() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT r.instance_id, r.event_id, o.id AS received, r.attachments_expected,"
+                    " r.attachments_present, r.data->>'/name' AS name,"
+                    " (SELECT count(*) FROM aggregation.repeat_rows p"
+                    "  WHERE p.submission_id = r.submission_id) AS repeats"
+                    " FROM aggregation.rows r JOIN events.outbox o ON o.event = 'submission.received'"
+                    " AND (o.payload->>'submissionId')::bigint = r.submission_id"
+                )
+            )
+        ).all()
+    assert sorted(r.instance_id for r in rows) == sorted(ids)
+    assert all(r.event_id == r.received for r in rows)
+    assert {(r.attachments_expected, r.attachments_present, r.name, r.repeats) for r in rows} == {
+        (2, 1, "Ada", 2)
+    }
+    written = await read_model(container)
+    # The read model's consumer finds them current and leaves them alone ...
+    assert await catch_up(container) >= 12
+    async with container.db.read() as conn:
+        event_ids = (await conn.execute(text("SELECT event_id FROM aggregation.rows"))).scalars().all()
+    assert sorted(event_ids) == sorted(r.event_id for r in rows)
+    assert await read_model(container) == written
+    # ... and they are exactly what a rebuild from the stored submissions writes.
+    assert await container.aggregation.projector.rebuild() == 12
+    assert await read_model(container) == written

@@ -27,9 +27,16 @@ async def emit(conn: AsyncConnection, event: str, payload: dict[str, Any]) -> No
     await conn.execute(insert(outbox).values(event=event, payload=payload, created_at=func.now()))
 
 
-async def emit_many(pg: psycopg.AsyncConnection[Any], events: Sequence[tuple[str, dict[str, Any]]]) -> None:
+async def emit_many(
+    pg: psycopg.AsyncConnection[Any], events: Sequence[tuple[str, dict[str, Any]]], *, ids: bool = False
+) -> psycopg.AsyncCursor[Any] | None:
     """Many events in one statement, on the driver connection of a group writer's transaction
-    (same rows, same delivery trigger as `emit`; in pipeline mode the statement is only queued)."""
-    if events:
-        rows = [{"o": n, "e": e, "p": p} for n, (e, p) in enumerate(events)]
-        await pg.execute(_EMIT_MANY, (json_text(rows),))
+    (same rows, same delivery trigger as `emit`; in pipeline mode the statement is only queued).
+
+    With `ids`, the cursor whose rows are the new events' ids in the order of `events` (read it
+    once the pipeline has synced): the rows are inserted in that order, each taking the next id.
+    """
+    if not events:
+        return None
+    rows = [{"o": n, "e": e, "p": p} for n, (e, p) in enumerate(events)]
+    return await pg.execute(_EMIT_MANY + (" RETURNING id" if ids else ""), (json_text(rows),))

@@ -24,8 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 import psycopg
 import structlog
@@ -33,6 +35,7 @@ import structlog
 from odk_mcp.events import AuditRecord, emit_many, record_audits
 from odk_mcp.kernel.db import Database
 from odk_mcp.kernel.pgjson import json_text
+from odk_mcp.services.submissions.snapshots import SubmissionSnapshot
 
 log = structlog.get_logger("odk_mcp.submissions.writer")
 
@@ -80,6 +83,21 @@ class Written:
     version_id: int
 
 
+class WriteProjection(Protocol):
+    """Writes derived rows of new submissions in the writer's own transaction (on its driver
+    connection), before the commit: the aggregation read model registers one, so that a new
+    submission's rows exist when it is answered and its `submission.received` event finds
+    them current (they carry that event's id, as the event consumer would have written them)."""
+
+    async def __call__(
+        self,
+        pg: psycopg.AsyncConnection[Any],
+        snapshots: Sequence[SubmissionSnapshot],
+        event_ids: Sequence[int] | None = None,
+    ) -> None:
+        """Write the rows of these new submissions (inserted in this transaction, not committed)."""
+
+
 class BatchFailed(Exception):
     """The batch this submission was in did not commit; retry it on its own."""
 
@@ -110,7 +128,7 @@ subs AS (
            now()
     FROM input ORDER BY n
     ON CONFLICT DO NOTHING
-    RETURNING id, form_id, draft, instance_id
+    RETURNING id, form_id, draft, instance_id, created_at
 ),
 vers AS (
     INSERT INTO submissions.versions
@@ -125,7 +143,7 @@ vers AS (
     ON CONFLICT DO NOTHING
     RETURNING id, submission_id
 )
-SELECT i.n, s.id, v.id
+SELECT i.n, s.id, v.id, s.created_at
 FROM subs s JOIN input i USING (form_id, draft, instance_id) LEFT JOIN vers v ON v.submission_id = s.id
 """
 
@@ -165,6 +183,11 @@ class GroupWriter:
         self.rows = 0
         self.largest = 0
         self.failed_batches = 0
+        self._projections: list[WriteProjection] = []
+
+    def add_projection(self, projection: WriteProjection) -> None:
+        """Run `projection` in every batch's transaction, after its rows and before the commit."""
+        self._projections.append(projection)
 
     async def write(self, row: NewSubmission) -> Written | None:
         """Write a new submission with the next batch; None when it must take the careful path.
@@ -251,13 +274,16 @@ class GroupWriter:
             cursor = await pg.execute(_INSERT, _insert_params(rows))
             inserted = await cursor.fetchall()
         written: list[Written | None] = [None] * len(rows)
+        created: dict[int, datetime] = {}
         orphans: list[int] = []
-        for n, submission_id, version_id in inserted:
+        for n, submission_id, version_id, created_at in inserted:
             if version_id is None:
                 orphans.append(submission_id)
             else:
                 written[n] = Written(submission_id, version_id)
+                created[n] = created_at
         done = [(i, w) for i, w in enumerate(written) if w is not None]
+        project = bool(self._projections and done)
         async with pg.pipeline():
             if done:
                 await pg.execute(
@@ -279,7 +305,18 @@ class GroupWriter:
                     ),
                 )
             await record_audits(pg, [_audit(rows[i]) for i, _ in done])
-            await emit_many(pg, [("submission.received", _event(rows[i], w)) for i, w in done])
+            emitted = await emit_many(
+                pg, [("submission.received", _event(rows[i], w)) for i, w in done], ids=project
+            )
+            if not project:
+                await pg.commit()
+        if project:
+            assert emitted is not None
+            # Ids rise in the order the events were given (outbox.emit_many).
+            event_ids = sorted(row[0] for row in await emitted.fetchall())
+            snapshots = [_snapshot(rows[i], w, created[i]) for i, w in done]
+            for projection in self._projections:
+                await projection(pg, snapshots, event_ids)
             await pg.commit()
         return written
 
@@ -330,6 +367,36 @@ def _audit(row: NewSubmission) -> AuditRecord:
         target_id=row.instance_id,
         project_id=row.project_id,
         details={"xmlFormId": row.xml_form_id, "draft": row.draft},
+    )
+
+
+def _snapshot(row: NewSubmission, written: Written, created_at: datetime) -> SubmissionSnapshot:
+    """What `read_snapshots` will read for this new submission once it is committed."""
+    return SubmissionSnapshot(
+        submission_id=written.submission_id,
+        project_id=row.project_id,
+        form_id=row.form_id,
+        xml_form_id=row.xml_form_id,
+        draft=row.draft,
+        instance_id=row.instance_id,
+        version_id=written.version_id,
+        current_instance_id=row.instance_id,
+        form_def_id=row.form_def_id,
+        form_version=row.form_version,
+        instance_name=row.instance_name,
+        submitter_id=row.submitter_id,
+        device_id=row.device_id,
+        user_agent=row.user_agent,
+        review_state=None,
+        created_at=created_at,
+        updated_at=None,
+        deleted_at=None,
+        edits=0,
+        attachments_expected=len(row.attachments),
+        attachments_present=sum(a.blob_sha256 is not None for a in row.attachments),
+        flag_count=len(row.flags),
+        finding_count=len(row.findings),
+        data=row.data,
     )
 
 
