@@ -181,7 +181,7 @@ def build_container(settings: Settings, database_url: str) -> Container:
     # transaction (docs/submissions.md).
     submissions.importer.add_projection(aggregation.import_projection)
     if writer is not None:
-        writer.add_projection(aggregation.import_projection)
+        writer.add_projection(aggregation.import_projection.write_new)
     exports = build_exports_service(
         db,
         aggregation.read_model,

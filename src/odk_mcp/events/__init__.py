@@ -4,7 +4,7 @@ and the pipeline delivering outbox events to consumers."""
 from odk_mcp.events.audit import AuditEntry, AuditLog, AuditRecord, record_audit, record_audits
 from odk_mcp.events.consumers import Consumer, ConsumerRegistry, Event
 from odk_mcp.events.deliveries import Deliveries
-from odk_mcp.events.outbox import emit, emit_many
+from odk_mcp.events.outbox import emit, emit_many, reserve_event_ids
 from odk_mcp.events.worker import Backoff, EventWorker
 
 __all__ = [
@@ -21,4 +21,5 @@ __all__ = [
     "emit_many",
     "record_audit",
     "record_audits",
+    "reserve_event_ids",
 ]

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import psycopg
 import structlog
 
-from odk_mcp.events import AuditRecord, emit_many, record_audits
+from odk_mcp.events import AuditRecord, emit_many, record_audits, reserve_event_ids
 from odk_mcp.kernel.db import Database
 from odk_mcp.kernel.pgjson import json_text
 from odk_mcp.services.submissions.snapshots import SubmissionSnapshot
@@ -84,18 +84,19 @@ class Written:
 
 
 class WriteProjection(Protocol):
-    """Writes derived rows of new submissions in the writer's own transaction (on its driver
-    connection), before the commit: the aggregation read model registers one, so that a new
-    submission's rows exist when it is answered and its `submission.received` event finds
-    them current (they carry that event's id, as the event consumer would have written them)."""
+    """Writes derived rows of new submissions in the writer's own transaction, before the
+    commit: the aggregation read model registers one, so that a new submission's rows exist when
+    it is answered and its `submission.received` event finds them current (they carry that
+    event's id, as the event consumer would have written them). It runs inside the batch's
+    last pipeline: it may only queue statements on `pg` (no COPY, no reading their results)."""
 
     async def __call__(
         self,
         pg: psycopg.AsyncConnection[Any],
         snapshots: Sequence[SubmissionSnapshot],
-        event_ids: Sequence[int] | None = None,
+        event_ids: Sequence[int],
     ) -> None:
-        """Write the rows of these new submissions (inserted in this transaction, not committed)."""
+        """Queue the rows of these new submissions (inserted in this transaction)."""
 
 
 class BatchFailed(Exception):
@@ -270,9 +271,14 @@ class GroupWriter:
     async def _write_on(
         self, pg: psycopg.AsyncConnection[Any], rows: list[NewSubmission]
     ) -> list[Written | None]:
+        project = bool(self._projections)
         async with pg.pipeline():
             cursor = await pg.execute(_INSERT, _insert_params(rows))
+            # The events' ids, taken now: the projections' rows carry them, and still go to the
+            # database with the events in one more round trip (the commit's).
+            reserved = await reserve_event_ids(pg, len(rows)) if project else None
             inserted = await cursor.fetchall()
+        event_ids = sorted(row[0] for row in await reserved.fetchall()) if reserved is not None else None
         written: list[Written | None] = [None] * len(rows)
         created: dict[int, datetime] = {}
         orphans: list[int] = []
@@ -283,7 +289,6 @@ class GroupWriter:
                 written[n] = Written(submission_id, version_id)
                 created[n] = created_at
         done = [(i, w) for i, w in enumerate(written) if w is not None]
-        project = bool(self._projections and done)
         async with pg.pipeline():
             if done:
                 await pg.execute(
@@ -305,18 +310,12 @@ class GroupWriter:
                     ),
                 )
             await record_audits(pg, [_audit(rows[i]) for i, _ in done])
-            emitted = await emit_many(
-                pg, [("submission.received", _event(rows[i], w)) for i, w in done], ids=project
-            )
-            if not project:
-                await pg.commit()
-        if project:
-            assert emitted is not None
-            # Ids rise in the order the events were given (outbox.emit_many).
-            event_ids = sorted(row[0] for row in await emitted.fetchall())
-            snapshots = [_snapshot(rows[i], w, created[i]) for i, w in done]
-            for projection in self._projections:
-                await projection(pg, snapshots, event_ids)
+            ids = event_ids[: len(done)] if event_ids is not None else None
+            await emit_many(pg, [("submission.received", _event(rows[i], w)) for i, w in done], ids)
+            if ids is not None and done:
+                snapshots = [_snapshot(rows[i], w, created[i]) for i, w in done]
+                for projection in self._projections:
+                    await projection(pg, snapshots, ids)
             await pg.commit()
         return written
 
