@@ -26,8 +26,8 @@ from odk_mcp.services.aggregation.domain.flatten import field_index, flatten
 from odk_mcp.services.forms import Field, FormLookup
 from odk_mcp.services.submissions import SubmissionSnapshot
 
-_ROW_COLUMNS = [c.name for c in rows.columns]
-_REPEAT_COLUMNS = [c.name for c in repeat_rows.columns]
+_ROW_COLUMNS = [str(c.name) for c in rows.columns]  # plain str keys: orjson refuses subclasses
+_REPEAT_COLUMNS = [str(c.name) for c in repeat_rows.columns]
 _INSERT_ROWS = (
     f"INSERT INTO aggregation.rows ({', '.join(_ROW_COLUMNS)})"  # noqa: S608 - the table's columns
     f" SELECT {', '.join(_ROW_COLUMNS)} FROM jsonb_populate_recordset(NULL::aggregation.rows, %s::jsonb)"

@@ -52,7 +52,7 @@ _LOCK_MANY = text(
     "SELECT pg_advisory_xact_lock(:cls, CAST(k AS integer))"
     " FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k"
 )
-_ROW_COLUMNS = [c.name for c in rows.columns]
+_ROW_COLUMNS = [str(c.name) for c in rows.columns]  # plain str keys: orjson refuses subclasses
 
 
 def _lock_key(submission_id: int) -> int:
