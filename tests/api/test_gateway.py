@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
@@ -184,7 +185,10 @@ class TestLogs:
 
         output = capsys.readouterr()
         logged = output.out + output.err
-        assert '"route": "/v1/projects"' in logged, "the access log was not captured"
+        lines = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
+        assert any(
+            line.get("event") == "request" and line.get("route") == "/v1/projects" for line in lines
+        ), "the access log was not captured"
         for secret in (
             app_user["token"],
             "forged-key-value-0123456789",
@@ -205,6 +209,10 @@ class TestLogs:
         await client.get("/v1/projects/12345", headers={"X-Request-Id": "log-check-1"})
         logged = capsys.readouterr().err
         [line] = [line for line in logged.splitlines() if "log-check-1" in line]
-        assert '"route": "/v1/projects/{project_id}"' in line
-        assert '"status": 401' in line
+        entry = json.loads(line)
+        assert (entry["event"], entry["route"], entry["status"]) == (
+            "request",
+            "/v1/projects/{project_id}",
+            401,
+        )
         assert "12345" not in line
