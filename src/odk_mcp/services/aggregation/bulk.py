@@ -23,6 +23,7 @@ import psycopg
 from odk_mcp.kernel.pgjson import json_text
 from odk_mcp.services.aggregation.adapters.tables import repeat_rows, rows
 from odk_mcp.services.aggregation.domain.flatten import field_index, flatten
+from odk_mcp.services.aggregation.projection import repeat_row_values
 from odk_mcp.services.forms import Field, FormLookup
 from odk_mcp.services.submissions import SubmissionSnapshot
 
@@ -98,20 +99,7 @@ class ReadModelImport:
             values["data"] = flat.root
             values["event_id"] = event_id
             roots.append(values)
-            repeats += [
-                {
-                    "submission_id": snapshot.submission_id,
-                    "form_id": snapshot.form_id,
-                    "draft": snapshot.draft,
-                    "repeat_path": r.repeat_path,
-                    "key": r.key,
-                    "parent_key": r.parent_key,
-                    "ordinal": r.ordinal,
-                    "seq": r.seq,
-                    "data": r.data,
-                }
-                for r in flat.repeats
-            ]
+            repeats += repeat_row_values(snapshot, flat)
         await pg.execute(_INSERT_ROWS, (json_text(roots),))
         if repeats:
             await pg.execute(_INSERT_REPEATS, (json_text(repeats),))

@@ -25,7 +25,7 @@ from odk_mcp.kernel.db import Database
 from odk_mcp.kernel.pgjson import json_text
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.services.aggregation.adapters.tables import repeat_rows, rows
-from odk_mcp.services.aggregation.domain.flatten import field_index, flatten
+from odk_mcp.services.aggregation.domain.flatten import Flattened, field_index, flatten
 from odk_mcp.services.forms import Field, FormLookup
 from odk_mcp.services.submissions import (
     SubmissionSnapshot,
@@ -215,6 +215,24 @@ _INSERT_REPEATS = text(
 _FLATTEN_CHUNK = 32
 
 
+def repeat_row_values(snapshot: SubmissionSnapshot, flat: Flattened) -> list[dict[str, Any]]:
+    """The submission's `aggregation.repeat_rows` rows, as `jsonb_populate_recordset` reads them."""
+    return [
+        {
+            "submission_id": snapshot.submission_id,
+            "form_id": snapshot.form_id,
+            "draft": snapshot.draft,
+            "repeat_path": r.repeat_path,
+            "key": r.key,
+            "parent_key": r.parent_key,
+            "ordinal": r.ordinal,
+            "seq": r.seq,
+            "data": r.data,
+        }
+        for r in flat.repeats
+    ]
+
+
 def _row_values(snapshot: SubmissionSnapshot, root: dict[str, Any], event_id: int) -> dict[str, Any]:
     values = {name: getattr(snapshot, name) for name in _ROW_COLUMNS if hasattr(snapshot, name)}
     values["data"] = root
@@ -251,20 +269,6 @@ async def _write(
         return
     ids = [s.submission_id for s in snapshots]
     await conn.execute(delete(repeat_rows).where(repeat_rows.c.submission_id.in_(ids)))
-    repeat_values = [
-        {
-            "submission_id": s.submission_id,
-            "form_id": s.form_id,
-            "draft": s.draft,
-            "repeat_path": r.repeat_path,
-            "key": r.key,
-            "parent_key": r.parent_key,
-            "ordinal": r.ordinal,
-            "seq": r.seq,
-            "data": r.data,
-        }
-        for s, flat in flats
-        for r in flat.repeats
-    ]
+    repeat_values = [row for s, flat in flats for row in repeat_row_values(s, flat)]
     if repeat_values:
         await conn.execute(_INSERT_REPEATS, {"rows": json_text(repeat_values)})
