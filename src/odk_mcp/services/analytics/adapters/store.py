@@ -46,50 +46,16 @@ def fingerprint(finding: Finding) -> str:
     return "|".join(str(x) for x in (finding.rule, finding.submission_id, finding.field, finding.enumerator))
 
 
-def _values(form: FormRef, finding: Finding, source: str) -> dict[str, Any]:
-    return {
-        "project_id": form.project_id,
-        "form_id": form.form_id,
-        "xml_form_id": form.xml_form_id,
-        "fingerprint": fingerprint(finding),
-        "rule": finding.rule,
-        "severity": finding.severity.value,
-        "message": finding.message,
-        "evidence": finding.evidence,
-        "submission_id": finding.submission_id,
-        "field": finding.field,
-        "enumerator": finding.enumerator,
-        "source": source,
-        "found_at": func.now(),
-    }
-
-
-async def upsert(conn: AsyncConnection, form: FormRef, found: Sequence[Finding], source: str) -> None:
-    for start in range(0, len(found), 2000):
-        rows = [_values(form, f, source) for f in found[start : start + 2000]]
-        stmt = insert(findings).values(rows)
-        await conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[findings.c.form_id, findings.c.fingerprint],
-                set_={
-                    "severity": stmt.excluded.severity,
-                    "message": stmt.excluded.message,
-                    "evidence": stmt.excluded.evidence,
-                    "source": stmt.excluded.source,
-                },
-            )
-        )
-
-
-# A full scan can find hundreds of thousands of problems: its findings travel as arrays (one
-# statement per chunk, no per-row SQL), unchanged ones are not rewritten, and the previous
-# verdict's leftovers go in one anti-join.
+# Findings travel as arrays: one statement per chunk whatever the number of rows (a full scan
+# can find hundreds of thousands; an incremental check's statement stays the same one, prepared
+# once, for any batch), unchanged ones are not rewritten, and a full scan's leftovers from the
+# previous verdict go in one anti-join.
 _SCAN_UPSERT = text(
     """
     INSERT INTO analytics.findings AS f (project_id, form_id, xml_form_id, fingerprint, rule, severity,
         message, evidence, submission_id, field, enumerator, source, found_at)
     SELECT :project_id, :form_id, :xml_form_id, n.fingerprint, n.rule, n.severity, n.message,
-        CAST(n.evidence AS jsonb), n.submission_id, n.field, n.enumerator, 'scan', now()
+        CAST(n.evidence AS jsonb), n.submission_id, n.field, n.enumerator, :source, now()
     FROM unnest(CAST(:fingerprints AS text[]), CAST(:rules AS text[]), CAST(:severities AS text[]),
         CAST(:messages AS text[]), CAST(:evidence AS text[]), CAST(:submission_ids AS bigint[]),
         CAST(:fields AS text[]), CAST(:enumerators AS text[]))
@@ -114,6 +80,12 @@ async def replace_all(conn: AsyncConnection, form: FormRef, found: Sequence[Find
     """A full scan's verdict: its findings, and no others (dismissals of the kept ones stay)."""
     keep = [fingerprint(f) for f in found]
     await conn.execute(_SCAN_PRUNE, {"form_id": form.form_id, "fingerprints": keep})
+    await _upsert(conn, form, found, keep, "scan")
+
+
+async def _upsert(
+    conn: AsyncConnection, form: FormRef, found: Sequence[Finding], keep: Sequence[str], source: str
+) -> None:
     ref = {"project_id": form.project_id, "form_id": form.form_id, "xml_form_id": form.xml_form_id}
     for start in range(0, len(found), SCAN_CHUNK):
         chunk = found[start : start + SCAN_CHUNK]
@@ -121,7 +93,8 @@ async def replace_all(conn: AsyncConnection, form: FormRef, found: Sequence[Find
             _SCAN_UPSERT,
             {
                 **ref,
-                "fingerprints": keep[start : start + SCAN_CHUNK],
+                "source": source,
+                "fingerprints": list(keep[start : start + SCAN_CHUNK]),
                 "rules": [f.rule for f in chunk],
                 "severities": [f.severity.value for f in chunk],
                 "messages": [f.message for f in chunk],
@@ -150,7 +123,8 @@ async def replace_for_submissions(
             findings.c.fingerprint.not_in(keep),
         )
     )
-    await upsert(conn, form, found, "incremental")
+    if found:
+        await _upsert(conn, form, found, keep, "incremental")
 
 
 async def listed(
