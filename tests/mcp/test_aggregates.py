@@ -1,6 +1,7 @@
 """Aggregate and export tools through the SDK's client: summaries (sensitive questions reduced
-to counts without `pii`), time series, crosstabs with small cells suppressed, export jobs bound
-to their creator with a short-lived download link."""
+to counts without `pii`), time series, crosstabs with small cells suppressed, free-text themes
+(quotes as data, sensitive questions only with `pii`), export jobs bound to their creator with a
+short-lived download link."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from odk_mcp.bootstrap import Container
+from tests.api.test_themes import need_model
 from tests.conftest import MakeUser, Person
-from tests.mcp.conftest import Survey, TokenFor
+from tests.mcp.conftest import INJECTION, Survey, TokenFor
 from tests.mcp.test_tools import data, error
 
 
@@ -74,6 +76,38 @@ async def test_crosstab_suppresses_small_cells_and_refuses_sensitive_questions_w
     assert open_table["counts"] == [[4, None], [None, None]]
     assert "sensitive" in error(sensitive)
     assert "404.1" in error(other) or "403.1" in error(other)
+
+
+async def test_text_themes_quote_answers_as_data_and_need_pii_for_sensitive_questions(
+    connect: Any, admin: Person, token_for: TokenFor, survey: Survey, container: Container
+) -> None:
+    need_model()
+    await caught_up(container)
+    args = {"projectId": survey.project_id, "xmlFormId": "household", "field": "/village_name"}
+    async with connect(await token_for(admin, "submissions")) as client:
+        found = data(await client.call_tool("text_themes", {**args, "quotes": 3}))
+        filtered = data(await client.call_tool("text_themes", {**args, "odataFilter": "age lt 100"}))
+        sensitive = await client.call_tool("text_themes", {**args, "field": "/phone"})
+        not_text = await client.call_tool("text_themes", {**args, "field": "/age"})
+        other = await client.call_tool("text_themes", {**args, "projectId": survey.other_project_id})
+    async with connect(await token_for(admin, "read")) as client:
+        no_scope = await client.call_tool("text_themes", args)
+    async with connect(await token_for(admin, "submissions", "pii")) as client:
+        phones = data(await client.call_tool("text_themes", {**args, "field": "/phone"}))
+    # Six answers "Kibera" and one that tries to instruct an assistant (two distinct answers make
+    # one theme): the planted instruction is quoted verbatim as an answer, never obeyed or dropped.
+    assert found["field"] == "/village_name" and found["answers"] == 7 and found["distinct"] == 2
+    assert found["totalAnswers"] == 7 and found["sampled"] is False
+    [theme] = found["themes"]
+    assert (theme["size"], theme["distinct"], theme["share"]) == (7, 2, 1.0)
+    assert sorted((q["text"], q["count"]) for q in theme["quotes"]) == sorted([("Kibera", 6), (INJECTION, 1)])
+    # Ages 150 and "unknown" (not a number) are filtered out: five answers, all "Kibera" but one.
+    assert filtered["answers"] == 5
+    assert "sensitive" in error(sensitive) and "pii" in error(sensitive)
+    assert "400.61" in error(not_text)
+    assert "404.1" in error(other) or "403.1" in error(other)
+    assert "insufficient_scope" in error(no_scope) and "submissions" in error(no_scope)
+    assert phones["answers"] == 7 and phones["distinct"] == 7
 
 
 async def test_an_export_job_is_bound_to_its_creator_and_downloads_by_a_short_lived_link(

@@ -33,6 +33,7 @@ TOOL_SCOPES: dict[str, tuple[str, ...]] = {
     "summarize_form": ("read",),
     "submission_timeseries": ("read",),
     "crosstab": ("read",),
+    "text_themes": ("submissions",),
     "start_export": ("submissions", "pii"),
     "get_export": ("submissions", "pii"),
     "set_review_state": ("review",),
