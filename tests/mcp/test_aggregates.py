@@ -5,12 +5,15 @@ short-lived download link."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
 from odk_mcp.bootstrap import Container
+from odk_mcp.services.analytics.adapters import embedding
 from tests.api.test_themes import need_model
 from tests.conftest import MakeUser, Person
 from tests.mcp.conftest import INJECTION, Survey, TokenFor
@@ -108,6 +111,24 @@ async def test_text_themes_quote_answers_as_data_and_need_pii_for_sensitive_ques
     assert "404.1" in error(other) or "403.1" in error(other)
     assert "insufficient_scope" in error(no_scope) and "submissions" in error(no_scope)
     assert phones["answers"] == 7 and phones["distinct"] == 7
+
+
+async def test_text_themes_without_the_model_say_how_to_install_it(
+    connect: Any,
+    admin: Person,
+    token_for: TokenFor,
+    survey: Survey,
+    container: Container,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The real availability check, looking for a model package that does not exist.
+    monkeypatch.setattr(embedding, "MODEL_PACKAGE", "odk_mcp_no_such_model_package")
+    args = {"projectId": survey.project_id, "xmlFormId": "household", "field": "/village_name"}
+    async with connect(await token_for(admin, "submissions")) as client:
+        missing = error(await client.call_tool("text_themes", args))
+    assert "501.61" in missing
+    body = json.loads(missing[missing.index("{") :])
+    assert body["details"] == {"missing": "odk_mcp_no_such_model_package", "install": embedding.INSTALL_HINT}
 
 
 async def test_an_export_job_is_bound_to_its_creator_and_downloads_by_a_short_lived_link(
