@@ -28,6 +28,7 @@ from odk_mcp.services.users.domain.scopes import ALL_SCOPES
 from odk_mcp.services.users.domain.scopes import DESCRIPTIONS as SCOPE_DESCRIPTIONS
 from odk_mcp.services.users.names import ActorNames
 from odk_mcp.services.users.ports import Catalogue
+from odk_mcp.services.users.public_links import PublicLinks
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class UsersService:
     accounts: Accounts
     assignments: Assignments
     app_users: AppUsers
+    public_links: PublicLinks
     api_tokens: ApiTokens
     names: ActorNames
 
@@ -65,6 +67,7 @@ def build_users_service(
         accounts=Accounts(db, policy, authenticator, session_ttl),
         assignments=Assignments(db, policy, catalogue, actors),
         app_users=AppUsers(db, policy, catalogue, sealer, actors),
+        public_links=PublicLinks(db, policy, catalogue, sealer, actors),
         api_tokens=ApiTokens(db, authenticator),
         names=ActorNames(db),
     )

@@ -41,6 +41,10 @@ def check_email(email: str) -> str:
     return email
 
 
+# Actors whose session a project manager may end, and the right that allows it.
+REVOKE_VERBS = {"field_key": "field_key.delete", "public_link": "public_link.delete"}
+
+
 def check_name(name: str) -> str:
     name = name.strip()
     if not name:
@@ -103,14 +107,14 @@ class Accounts:
             ).first()
             if row is None:
                 raise Problem(problems.NOT_FOUND)
-            # Project managers revoke their app users' access (Central's "revoke access").
-            revokes_app_user = row.type == "field_key" and self._policy.can(
-                actor, "field_key.delete", row.project_id
-            )
-            if row.actor_id != actor.id and not revokes_app_user:
+            # Project managers revoke their app users' and public links' access (Central's
+            # "revoke access": the actor stays listed, without a token).
+            verb = REVOKE_VERBS.get(row.type)
+            revokes_device = verb is not None and self._policy.can(actor, verb, row.project_id)
+            if row.actor_id != actor.id and not revokes_device:
                 self._policy.require(actor, "session.end")
             await conn.execute(sessions.delete().where(sessions.c.token_hash == token_hash))
-            if row.type == "field_key":
+            if row.type in REVOKE_VERBS:
                 await conn.execute(
                     update(actors).where(actors.c.id == row.actor_id).values(token_sealed=None)
                 )

@@ -3,11 +3,10 @@ matching ODK Central (so pyODK's models accept them)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-from sqlalchemy.engine import RowMapping
 
 from odk_mcp.kernel.clock import iso
 from odk_mcp.services.users.domain.roles import ROLES_CREATED_AT, Role
@@ -26,7 +25,7 @@ class ActorView:
     token: str | None = None  # an app user's token, only in the response that created it
 
     @classmethod
-    def from_row(cls, row: RowMapping, token: str | None = None) -> ActorView:
+    def from_row(cls, row: Mapping[Any, Any], token: str | None = None) -> ActorView:
         return cls(
             id=row["id"],
             type=row["type"],
@@ -53,6 +52,21 @@ class ActorView:
         else:
             body["projectId"] = self.project_id
             body["token"] = self.token
+        return body
+
+
+@dataclass(frozen=True)
+class PublicLinkView:
+    """A public link: its actor, Enketo's single-submission flag, and who created it."""
+
+    actor: ActorView
+    once: bool
+    created_by: ActorView | None = None
+
+    def to_json(self, extended: bool = False) -> dict[str, Any]:
+        body = {**self.actor.to_json(), "once": self.once}
+        if extended:
+            body["createdBy"] = self.created_by.to_json() if self.created_by is not None else None
         return body
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, MetaData, Table, Text
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, MetaData, Table, Text
 from sqlalchemy.dialects.postgresql import ARRAY
 
 metadata = MetaData(schema="users")
@@ -55,4 +55,13 @@ api_tokens = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True)),
     Column("last_used_at", DateTime(timezone=True)),
+)
+
+public_links = Table(
+    "public_links",
+    metadata,
+    Column("actor_id", Integer, ForeignKey(actors.c.id), primary_key=True),
+    Column("project_id", Integer, nullable=False),
+    Column("xml_form_id", Text, nullable=False),
+    Column("once", Boolean, nullable=False),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from odk_mcp.kernel.web import RequestBody
 
@@ -32,6 +32,11 @@ class PasswordBody(RequestBody):
 
 class AppUserBody(RequestBody):
     displayName: str = Field(max_length=1000)
+
+
+class PublicLinkBody(RequestBody):
+    displayName: str = Field(max_length=1000)
+    once: StrictBool = False
 
 
 class ApiTokenBody(RequestBody):
