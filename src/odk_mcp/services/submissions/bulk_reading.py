@@ -74,17 +74,23 @@ def read_chunk(
                 {"field": "form id", "value": envelope.xml_form_id, "index": index},
             )
             return out
-        if envelope.deprecated_id is not None or envelope.instance_id is None:
-            reason = (
-                "is an edit (it has a deprecatedID): only original submissions are imported;"
-                " send edits through the OpenRosa or REST API."
-                if envelope.deprecated_id is not None
-                else "has no meta/instanceID: imports are idempotent on instanceID."
-            )
+        if envelope.deprecated_id is not None or envelope.instance_id is None or envelope.encrypted:
+            if envelope.encrypted:
+                reason = (
+                    "is encrypted: its encrypted parts are attachments, which an import does not"
+                    " carry; send it through the OpenRosa API with its files."
+                )
+            elif envelope.deprecated_id is not None:
+                reason = (
+                    "is an edit (it has a deprecatedID): only original submissions are imported;"
+                    " send edits through the OpenRosa or REST API."
+                )
+            else:
+                reason = "has no meta/instanceID: imports are idempotent on instanceID."
             out.failure = Failure(
                 problems.UNEXPECTED_VALUE.name,
                 f"Document {index} of the import {reason}",
-                {"field": "instanceID", "index": index},
+                {"field": "encrypted" if envelope.encrypted else "instanceID", "index": index},
             )
             return out
         target = targets.get(envelope.version)

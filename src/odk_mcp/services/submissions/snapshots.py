@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, and_, func, select
+from sqlalchemy import Integer, and_, case, exists, func, literal, null, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from odk_mcp.services.submissions.adapters.tables import attachments, submissions, versions
@@ -59,6 +59,9 @@ class SubmissionSnapshot:
     flag_count: int
     finding_count: int
     data: dict[str, Any]
+    # Encrypted submissions (ODK Central's values): `notDecrypted` once the encrypted data file
+    # has arrived, `missingEncryptedFormData` before; None for a plain submission.
+    status: str | None = None
 
 
 def _snapshot_select(version_id: int | None = None) -> Any:
@@ -84,6 +87,18 @@ def _snapshot_select(version_id: int | None = None) -> Any:
         .scalar_subquery()
         .label("attachments_present")
     )
+    data_file_present = exists(
+        select(attachments.c.name).where(
+            attachments.c.version_id == versions.c.id,
+            attachments.c.name == versions.c.encryption["file"].astext,
+            attachments.c.blob_sha256.is_not(None),
+        )
+    )
+    status = case(
+        (versions.c.encryption.is_(None), null()),
+        (data_file_present, literal("notDecrypted")),
+        else_=literal("missingEncryptedFormData"),
+    ).label("status")
     return select(
         submissions.c.id.label("submission_id"),
         submissions.c.project_id,
@@ -109,6 +124,7 @@ def _snapshot_select(version_id: int | None = None) -> Any:
         func.jsonb_array_length(versions.c.flags).cast(Integer).label("flag_count"),
         func.jsonb_array_length(versions.c.findings).cast(Integer).label("finding_count"),
         versions.c.data,
+        status,
     ).join(
         versions,
         versions.c.id == submissions.c.current_version_id

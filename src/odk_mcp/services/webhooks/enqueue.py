@@ -129,6 +129,7 @@ def submission_json(snapshot: SubmissionSnapshot) -> dict[str, Any]:
         "edits": snapshot.edits,
         "attachmentsExpected": snapshot.attachments_expected,
         "attachmentsPresent": snapshot.attachments_present,
+        "status": snapshot.status,
     }
 
 

@@ -37,6 +37,7 @@ rows = Table(
     Column("finding_count", Integer, nullable=False),
     Column("data", JSONB, nullable=False),
     Column("event_id", BigInteger, nullable=False),
+    Column("status", Text),
 )
 
 repeat_rows = Table(

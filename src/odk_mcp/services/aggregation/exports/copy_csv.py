@@ -27,6 +27,7 @@ from odk_mcp.kernel.copy_out import CHUNK_BYTES, copy_out
 from odk_mcp.kernel.db import Database
 from odk_mcp.services.aggregation.adapters.tables import repeat_rows, rows
 from odk_mcp.services.aggregation.exports.domain.layout import Column, Kind, Table
+from odk_mcp.services.aggregation.exports.domain.rows import EXPORT_STATUS
 from odk_mcp.services.aggregation.exports.reading import NameLookup
 from odk_mcp.services.aggregation.exports.writers.csv_text import CsvEncoder
 
@@ -76,7 +77,9 @@ def _expression(column: Column, data: Any, names: _Names | None, is_root: bool) 
         "SubmitterID": cast(rows.c.submitter_id, Text),
         "AttachmentsPresent": cast(rows.c.attachments_present, Text),
         "AttachmentsExpected": cast(rows.c.attachments_expected, Text),
-        "Status": null(),
+        "Status": case(
+            *[(rows.c.status == value, literal(text)) for value, text in EXPORT_STATUS.items()], else_=null()
+        ),
         "ReviewState": _blank_is_null(rows.c.review_state),
         "DeviceID": _blank_is_null(rows.c.device_id),
         "Edits": cast(rows.c.edits, Text),

@@ -35,6 +35,7 @@ _ROOT_COLUMNS = (
     rows.c.edits,
     rows.c.form_version,
     rows.c.data,
+    rows.c.status,
 )
 
 
@@ -191,4 +192,5 @@ def _root_row(r: RowMapping, names: dict[int, str]) -> RootRow:
         device_id=r["device_id"],
         edits=r["edits"],
         form_version=r["form_version"],
+        status=r["status"],
     )

@@ -239,7 +239,7 @@ def system_of(row: Mapping[str, Any], names: Mapping[int, str]) -> dict[str, Any
         "submitterName": names.get(submitter) if submitter is not None else None,
         "attachmentsPresent": row["attachments_present"],
         "attachmentsExpected": row["attachments_expected"],
-        "status": None,
+        "status": row["status"],
         "reviewState": row["review_state"],
         "deviceId": row["device_id"],
         "edits": row["edits"],

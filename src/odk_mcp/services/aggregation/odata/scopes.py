@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import Numeric, cast, null
+from sqlalchemy import Numeric, cast
 
 from odk_mcp.services.aggregation.adapters.tables import repeat_rows, rows
 from odk_mcp.services.aggregation.domain.naming import path_parts
 from odk_mcp.services.aggregation.odata.filters import (
     DATETIME,
-    NULL,
     NUMBER,
     STRING,
     FieldRef,
@@ -35,7 +34,7 @@ SYSTEM: Mapping[str, SystemColumn] = {
     "__system/formVersion": SystemColumn(rows.c.form_version, STRING),
     "__system/attachmentsPresent": SystemColumn(cast(rows.c.attachments_present, Numeric), NUMBER),
     "__system/attachmentsExpected": SystemColumn(cast(rows.c.attachments_expected, Numeric), NUMBER),
-    "__system/status": SystemColumn(null(), NULL),
+    "__system/status": SystemColumn(rows.c.status, STRING),
 }
 ROOT_ONLY: Mapping[str, SystemColumn] = {"__id": SystemColumn(rows.c.instance_id, STRING)}
 

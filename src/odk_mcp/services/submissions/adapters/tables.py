@@ -54,6 +54,7 @@ versions = Table(
     Column("data", JSONB, nullable=False),
     Column("flags", JSONB, nullable=False),
     Column("findings", JSONB, nullable=False),
+    Column("encryption", JSONB),
     Column("current", Boolean, nullable=False),
     Column("submitter_id", Integer),
     Column("device_id", Text),

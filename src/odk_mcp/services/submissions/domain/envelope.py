@@ -40,6 +40,7 @@ class Envelope:
     instance_id: str | None
     deprecated_id: str | None
     instance_name: str | None
+    encrypted: bool = False
 
 
 def _local(element: etree._Element) -> str:
@@ -72,6 +73,7 @@ def read_envelope(xml: bytes, max_bytes: int) -> Envelope:
         instance_id=_meta(root, "instanceID"),
         deprecated_id=_meta(root, "deprecatedID"),
         instance_name=_meta(root, "instanceName"),
+        encrypted=(root.get("encrypted") or "").strip().lower() == "yes",
     )
 
 
@@ -171,3 +173,38 @@ def _raw(element: etree._Element) -> Any:
     if not children:
         return element.text or ""
     return {_local(c): _raw(c) for c in children}
+
+
+# A safe attachment name: what ODK Collect writes (`1712345.jpg.enc`, `submission.xml.enc`).
+_FILE_NAME = re.compile(r"^[^/\\\x00-\x1f]{1,255}$")
+
+
+def read_encrypted(root: etree._Element) -> tuple[Reading, dict[str, str]]:
+    """An encrypted submission's envelope (the form has a `base64RsaPublicKey`): no readable
+    data, and as media the encrypted data file and every encrypted media file it names, which
+    are stored like any attachment. Returns the reading and what a decryption needs (the
+    RSA-encrypted key, the data file's name, the signature)."""
+    parts: dict[str, str] = {}
+    media: list[str] = []
+    for child in root:
+        if not isinstance(child.tag, str):
+            continue
+        name = _local(child)
+        if name == "media":
+            for item in child:
+                if isinstance(item.tag, str) and _local(item) == "file":
+                    media.append((item.text or "").strip())
+        elif name in ("base64EncryptedKey", "encryptedXmlFile", "base64EncryptedElementSignature"):
+            parts[name] = (child.text or "").strip()
+    key, data_file = parts.get("base64EncryptedKey"), parts.get("encryptedXmlFile")
+    if not key:
+        raise InvalidSubmission("the encrypted submission has no base64EncryptedKey")
+    if not data_file:
+        raise InvalidSubmission("the encrypted submission has no encryptedXmlFile")
+    for file_name in (data_file, *media):
+        if not _FILE_NAME.match(file_name) or file_name in (".", ".."):
+            raise InvalidSubmission(f"the encrypted submission names an unusable file: {file_name[:80]!r}")
+    encryption = {"key": key, "file": data_file}
+    if parts.get("base64EncryptedElementSignature"):
+        encryption["signature"] = parts["base64EncryptedElementSignature"]
+    return Reading(data={}, media=[data_file, *dict.fromkeys(media)]), encryption

@@ -22,6 +22,10 @@ from odk_mcp.services.forms import Field
 Cell = str | int | float | None
 TypedCell = str | int | float | datetime | None
 
+# An encrypted submission's status (the read model holds OData's values) as Central's exports
+# write it in the `Status` column.
+EXPORT_STATUS = {"notDecrypted": "not decrypted", "missingEncryptedFormData": "missing encrypted form data"}
+
 
 @dataclass(frozen=True, slots=True)
 class RootRow:
@@ -37,6 +41,7 @@ class RootRow:
     device_id: str | None = None
     edits: int = 0
     form_version: str = ""
+    status: str | None = None
 
     def meta(self, name: str) -> Cell:
         return {
@@ -44,7 +49,7 @@ class RootRow:
             "SubmitterName": self.submitter_name,
             "AttachmentsPresent": self.attachments_present,
             "AttachmentsExpected": self.attachments_expected,
-            "Status": None,  # Central's Status is about encrypted data, which we never store
+            "Status": EXPORT_STATUS.get(self.status) if self.status is not None else None,
             "ReviewState": self.review_state,
             "DeviceID": self.device_id,
             "Edits": self.edits,
