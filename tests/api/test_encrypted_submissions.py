@@ -212,3 +212,28 @@ def test_an_import_refuses_encrypted_documents_with_a_reason() -> None:
     reading = read_chunk([secret.envelope], 0, FORM_ID, 1_000_000, {})
     assert reading.failure is not None and reading.documents == []
     assert "encrypted" in reading.failure.message and reading.failure.details["field"] == "encrypted"
+
+
+async def test_an_encrypted_form_names_its_key_as_central_does(
+    client: httpx.AsyncClient, container: Container, admin: Person
+) -> None:
+    pid, pair = await setup(client, container, admin)
+    form = (await client.get(base(pid), headers=admin.auth)).json()
+    assert isinstance(form["keyId"], int)
+    keys = (await client.get(f"{base(pid)}/submissions/keys", headers=admin.auth)).json()
+    assert keys == [{"id": form["keyId"], "public": pair.public_base64, "managed": False, "hint": None}]
+    # A plain form has none; a key that is not base64 makes the XForm invalid (Collect could
+    # not encrypt to it), and nothing is stored.
+    plain = await upload(client, admin, pid, plaintext_form("plain_one"), XML, publish="true")
+    assert plain.status_code == 200 and plain.json()["keyId"] is None
+    assert (
+        await client.get(f"/v1/projects/{pid}/forms/plain_one/submissions/keys", headers=admin.auth)
+    ).json() == []
+    bad = xform("not a key!").replace(FORM_ID.encode(), b"bad_key_form")
+    refused = await upload(client, admin, pid, bad, XML, publish="true")
+    assert refused.status_code == 400 and refused.json()["code"] == 400.41, refused.text
+    assert (await client.get(f"/v1/projects/{pid}/forms/bad_key_form", headers=admin.auth)).status_code == 404
+
+
+def plaintext_form(form_id: str) -> bytes:
+    return xform("").replace(FORM_ID.encode(), form_id.encode()).replace(b' base64RsaPublicKey=""', b"")

@@ -47,6 +47,7 @@ class ParsedDefinition:
     source_sha256: str | None = None
     source_type: str | None = None
     itemsets: bytes | None = None
+    public_key: str | None = None  # an encrypted form's base64RsaPublicKey
 
 
 def parse_definition(
@@ -59,7 +60,7 @@ def parse_definition(
 ) -> ParsedDefinition:
     """Check an XForm (safe parse, schema, warnings) before anything is stored."""
     try:
-        schema, attachments = read_form(xml, max_bytes)
+        schema, attachments, public_key = read_form(xml, max_bytes)
     except UnsafeXml as exc:
         raise Problem(
             problems.UNPARSEABLE, f"Could not parse the given data as XML: {exc}", {"format": "xml"}
@@ -87,6 +88,7 @@ def parse_definition(
         source_sha256=source[0] if source else None,
         source_type=source[1] if source else None,
         itemsets=itemsets.encode() if itemsets is not None else None,
+        public_key=public_key,
     )
 
 
@@ -285,6 +287,17 @@ class FormCatalog:
             raise Problem(problems.NOT_FOUND)
         return definition
 
+    async def keys(self, actor: Actor, project_id: int, xml_form_id: str) -> list[dict[str, Any]]:
+        """The public keys the form's published versions encrypt to (`[]` for a plain form); for
+        those who may read its submissions, as in Central."""
+        async with self._db.read() as conn:
+            row = await store.live_form(conn, project_id, xml_form_id)
+            self.access.require_read(actor, row, project_id, xml_form_id)
+            assert row is not None
+            self.access.authz.require(actor, "submission.read", project_id, xml_form_id)
+            found = await store.keys_of_form(conn, row["id"])
+        return [dict(k) for k in found]
+
     async def versions(self, actor: Actor, project_id: int, xml_form_id: str) -> list[FormView]:
         async with self._db.read() as conn:
             row = await store.live_form(conn, project_id, xml_form_id)
@@ -417,11 +430,13 @@ async def insert_definition(
 ) -> int:
     """Insert a definition and its expected attachments (content carried over by name, or itemsets)."""
     schema = definition.schema
+    key_id = await store.key_id(conn, definition.public_key) if definition.public_key else None
     def_id: int = (
         await conn.execute(
             insert(form_defs)
             .values(
                 form_id=form_id,
+                key_id=key_id,
                 version=schema.version,
                 name=schema.title,
                 xml=definition.xml,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, and_, select
+from sqlalchemy import Select, and_, select, text
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from odk_mcp.services.forms.adapters.tables import form_attachments, form_defs, forms, projects
+from odk_mcp.services.forms.adapters.tables import form_attachments, form_defs, forms, keys, projects
 
 DEF_COLUMNS = (
     form_defs.c.id.label("def_id"),
@@ -83,3 +83,23 @@ async def attachments_of(conn: AsyncConnection, def_id: int) -> list[RowMapping]
         .order_by(form_attachments.c.name)
     )
     return list((await conn.execute(stmt)).mappings().all())
+
+
+_KEY_ID = text(
+    "INSERT INTO forms.keys (public) VALUES (:public)"
+    " ON CONFLICT (public) DO UPDATE SET public = EXCLUDED.public RETURNING id"
+)
+
+
+async def key_id(conn: AsyncConnection, public: str) -> int:
+    """The id of this public key, stored on first use."""
+    return int((await conn.execute(_KEY_ID, {"public": public})).scalar_one())
+
+
+async def keys_of_form(conn: AsyncConnection, form_id: int) -> list[RowMapping]:
+    """The keys of a form's published versions, oldest first."""
+    used = select(form_defs.c.key_id).where(
+        form_defs.c.form_id == form_id, form_defs.c.published_at.is_not(None)
+    )
+    stmt = select(keys.c.id, keys.c.public, keys.c.managed, keys.c.hint).where(keys.c.id.in_(used))
+    return list((await conn.execute(stmt.order_by(keys.c.id))).mappings().all())

@@ -105,3 +105,13 @@ field_sensitivity = Table(
     Column("updated_by", Integer),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+keys = Table(
+    "keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("public", Text, nullable=False),
+    Column("managed", Boolean, nullable=False),
+    Column("hint", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

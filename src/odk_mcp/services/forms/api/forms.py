@@ -106,6 +106,13 @@ async def list_forms(
     return [v.to_json() for v in views]
 
 
+@router.get(FORM + "/submissions/keys")
+async def form_keys(
+    project_id: int, xml_form_id: str, actor: CurrentActor, forms: Forms
+) -> list[dict[str, Any]]:
+    return await forms.catalog.keys(actor, project_id, xml_form_id)
+
+
 @router.get(FORM + ".xml")
 async def form_xml(project_id: int, xml_form_id: str, actor: CurrentActor, forms: Forms) -> Response:
     definition = await forms.catalog.definition(actor, project_id, xml_form_id)

@@ -185,10 +185,29 @@ def read_schema(xform: bytes, max_bytes: int = 20_000_000) -> FormSchema:
     return read_form(xform, max_bytes)[0]
 
 
-def read_form(xform: bytes, max_bytes: int = 20_000_000) -> tuple[FormSchema, tuple[ExpectedAttachment, ...]]:
-    """Parse XForm bytes once into its schema and the attachments it expects."""
+def read_form(
+    xform: bytes, max_bytes: int = 20_000_000
+) -> tuple[FormSchema, tuple[ExpectedAttachment, ...], str | None]:
+    """Parse XForm bytes once into its schema, the attachments it expects and its public key."""
     root = parse_xml(xform, max_bytes)
-    return schema_of(root), expected_attachments(root)
+    return schema_of(root), expected_attachments(root), public_key_of(root)
+
+
+# A base64 DER public key: what ODK's tools write (whitespace and line breaks allowed).
+_BASE64 = re.compile(r"^[A-Za-z0-9+/\s]+=*\s*$")
+
+
+def public_key_of(root: etree._Element) -> str | None:
+    """The `base64RsaPublicKey` of the model's `<submission>` element (an encrypted form), with
+    its whitespace removed; None for a plain form. A key that is not base64 makes the form
+    invalid: Collect could not encrypt to it, and the data would be lost on the phone."""
+    submission = root.find("h:head/xf:model/xf:submission", NS)
+    key = submission.get("base64RsaPublicKey") if submission is not None else None
+    if key is None or not key.strip():
+        return None
+    if not _BASE64.match(key) or len(key) > 10_000:
+        raise InvalidXForm("the submission element's base64RsaPublicKey is not a base64 key")
+    return "".join(key.split())
 
 
 def schema_of(root: etree._Element) -> FormSchema:
