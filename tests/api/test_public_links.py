@@ -8,10 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from lxml import etree
 from sqlalchemy import text
 from tests.aggregation_forms import catch_up
 from tests.api.test_forms import XML, project, upload
-from tests.api.test_openrosa import OR, plain_xform
+from tests.api.test_openrosa import OR, PUBLIC, XFORMS, plain_xform
 from tests.conftest import MakeUser, Person
 
 from odk_mcp.bootstrap import Container
@@ -106,6 +107,16 @@ async def test_the_token_reads_its_open_form_and_submits_to_it_and_nothing_else(
 
     form = await client.get(f"/v1/projects/{pid}/forms/survey.xml", params=st)
     assert form.status_code == 200 and b'id="survey"' in form.content
+    # Enketo's formList and HEAD: only its form, with URLs that carry the token again.
+    listing = await client.get(f"/v1/projects/{pid}/formList", params=st, headers=OR)
+    entries = etree.fromstring(listing.content)
+    assert [x.findtext(f"{XFORMS}formID") for x in entries] == ["survey"]
+    download = entries[0].findtext(f"{XFORMS}downloadUrl")
+    assert download is not None and download.endswith(f"/forms/survey.xml?st={link['token']}")
+    fetched = await client.get(download.replace(PUBLIC, ""))
+    assert fetched.status_code == 200 and fetched.content == form.content
+    head = await client.head(f"/v1/projects/{pid}/submission", params=st, headers=OR)
+    assert head.status_code == 204
     # Enketo's way: OpenRosa with ?st=. As in Central, the `/v1/key/` prefix is for app users only.
     first = await openrosa_post(
         client, f"/v1/projects/{pid}/submission?st={link['token']}", answer("survey", "uuid:p1")

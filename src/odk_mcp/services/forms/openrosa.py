@@ -38,8 +38,9 @@ def _child(parent: etree._Element, tag: str, text: str) -> None:
     etree.SubElement(parent, tag).text = text
 
 
-def form_list_xml(listed: list[ListedForm], base_url: str, draft: bool = False) -> bytes:
-    """`<xforms>` with one `<xform>` per form; `manifestUrl` only for forms expecting media."""
+def form_list_xml(listed: list[ListedForm], base_url: str, draft: bool = False, query: str = "") -> bytes:
+    """`<xforms>` with one `<xform>` per form; `manifestUrl` only for forms expecting media.
+    `query` ends every URL (a public link's `?st=…`, which its client must send again)."""
     root = etree.Element(f"{{{XFORMS_LIST}}}xforms", nsmap={None: XFORMS_LIST})  # type: ignore[dict-item]
     for item in listed:
         form = item.form
@@ -55,15 +56,16 @@ def form_list_xml(listed: list[ListedForm], base_url: str, draft: bool = False) 
             xform,
             f"{{{XFORMS_LIST}}}downloadUrl",
             f"{base_url}/projects/{form.project_id}/forms/{form.xml_form_id}"
-            + (("/draft.xml") if draft else ".xml"),
+            + (("/draft.xml") if draft else ".xml")
+            + query,
         )
         if item.has_media:
-            _child(xform, f"{{{XFORMS_LIST}}}manifestUrl", path + "/manifest")
+            _child(xform, f"{{{XFORMS_LIST}}}manifestUrl", path + "/manifest" + query)
     return bytes(etree.tostring(root, encoding="UTF-8", xml_declaration=True))
 
 
 def manifest_xml(
-    attachments: list[AttachmentView], attachments_url: str, datasets_url: str | None = None
+    attachments: list[AttachmentView], attachments_url: str, datasets_url: str | None = None, query: str = ""
 ) -> bytes:
     """`<manifest>` with one `<mediaFile>` per attachment whose content is present; entity
     lists are `type="entityList"`, with the `integrityUrl` offline entities check."""
@@ -76,10 +78,10 @@ def manifest_xml(
             media.set("type", "entityList")
         _child(media, f"{{{MANIFEST}}}filename", attachment.name)
         _child(media, f"{{{MANIFEST}}}hash", f"md5:{attachment.md5}")
-        _child(media, f"{{{MANIFEST}}}downloadUrl", f"{attachments_url}/{attachment.name}")
+        _child(media, f"{{{MANIFEST}}}downloadUrl", f"{attachments_url}/{attachment.name}{query}")
         if attachment.dataset and datasets_url is not None:
             dataset = quote(attachment.name.removesuffix(".csv"), safe="")
-            _child(media, f"{{{MANIFEST}}}integrityUrl", f"{datasets_url}/{dataset}/integrity")
+            _child(media, f"{{{MANIFEST}}}integrityUrl", f"{datasets_url}/{dataset}/integrity{query}")
     return bytes(etree.tostring(root, encoding="UTF-8", xml_declaration=True))
 
 

@@ -7,9 +7,12 @@ request came in with so that devices keep authenticating the same way.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from odk_mcp.kernel import problems
+from odk_mcp.kernel.actor import Actor, ActorType
 from odk_mcp.kernel.openrosa import openrosa_headers
 from odk_mcp.kernel.problems import Problem
 from odk_mcp.kernel.web import CurrentActor
@@ -40,6 +43,13 @@ def base_url(request: Request, public_url: str) -> str:
     return root
 
 
+def link_query(request: Request, actor: Actor) -> str:
+    """`?st={token}` for a public link (its token travels in the query string, so the URLs it
+    is given must carry it), else nothing."""
+    token = request.query_params.get("st")
+    return f"?st={quote(token, safe='')}" if token and actor.type is ActorType.PUBLIC_LINK else ""
+
+
 def draft_token(request: Request) -> str:
     token = request.scope.get(DRAFT_SCOPE)
     if not token:
@@ -67,7 +77,9 @@ async def form_list(
 ) -> Response:
     require_openrosa_header(openrosa_version)
     listed = await forms.discovery.form_list(actor, project_id, form_id)
-    return openrosa(form_list_xml(listed, base_url(request, forms.public_url)))
+    return openrosa(
+        form_list_xml(listed, base_url(request, forms.public_url), query=link_query(request, actor))
+    )
 
 
 @router.get(FORM + "/manifest")
@@ -76,7 +88,14 @@ async def manifest(
 ) -> Response:
     attachments = await forms.drafts.attachments(actor, project_id, xml_form_id)
     base = f"{base_url(request, forms.public_url)}/projects/{project_id}"
-    return openrosa(manifest_xml(attachments, f"{base}/forms/{xml_form_id}/attachments", f"{base}/datasets"))
+    return openrosa(
+        manifest_xml(
+            attachments,
+            f"{base}/forms/{xml_form_id}/attachments",
+            f"{base}/datasets",
+            query=link_query(request, actor),
+        )
+    )
 
 
 # Draft testing: `/v1/test/{draftToken}/projects/{p}/forms/{f}/draft/…`, no other credentials.
