@@ -9,6 +9,8 @@ for Collect rely on it). Revoking the app user's session clears the sealed copy.
 from __future__ import annotations
 
 from sqlalchemy import func, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from odk_mcp.events import record_audit
 from odk_mcp.infra.sealing import Sealer
@@ -25,7 +27,9 @@ from odk_mcp.services.users.ports import Catalogue
 from odk_mcp.services.users.views import ActorView
 
 
-class AppUsers:
+class TokenActors:
+    """What the facades of project-bound token actors (app users, public links) share."""
+
     def __init__(
         self,
         db: Database,
@@ -40,6 +44,8 @@ class AppUsers:
         self._catalogue = catalogue
         self._sealer = sealer
 
+
+class AppUsers(TokenActors):
     async def _check(self, actor: Actor, verb: str, project_id: int) -> None:
         self._policy.require(actor, verb, project_id)
         if not await self._catalogue.project_exists(project_id):
@@ -65,31 +71,9 @@ class AppUsers:
         await self._check(actor, "field_key.create", project_id)
         name = check_name(display_name)
         async with self._db.transaction() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        actors.insert()
-                        .values(
-                            type="field_key",
-                            display_name=name,
-                            project_id=project_id,
-                            created_by=actor.id if actor.id > 0 else None,
-                            created_at=func.now(),
-                        )
-                        .returning(actors)
-                    )
-                )
-                .mappings()
-                .one()
-            )
-            session = await create_session(conn, row["id"], ttl=None)
-            await conn.execute(
-                update(actors)
-                .where(actors.c.id == row["id"])
-                .values(token_sealed=self._sealer.seal(session.token))
-            )
+            row, token = await create_token_actor(conn, actor, "field_key", name, project_id, self._sealer)
             await record_audit(conn, actor, "field_key.create", "actor", row["id"], project_id=project_id)
-        return ActorView.from_row(row, token=session.token)
+        return ActorView.from_row(row, token=token)
 
     async def delete(self, actor: Actor, project_id: int, app_user_id: int) -> None:
         await self._check(actor, "field_key.delete", project_id)
@@ -97,11 +81,43 @@ class AppUsers:
             row = await store.live_actor(conn, app_user_id, for_update=True)
             if row is None or row["type"] != "field_key" or row["project_id"] != project_id:
                 raise Problem(problems.NOT_FOUND)
-            await conn.execute(
-                update(actors)
-                .where(actors.c.id == app_user_id)
-                .values(deleted_at=func.now(), token_sealed=None)
-            )
-            await store.end_sessions(conn, app_user_id)
-            await conn.execute(assignments.delete().where(assignments.c.actor_id == app_user_id))
+            await retire_token_actor(conn, app_user_id)
             await record_audit(conn, actor, "field_key.delete", "actor", app_user_id, project_id=project_id)
+
+
+async def create_token_actor(
+    conn: AsyncConnection, creator: Actor, actor_type: str, name: str, project_id: int, sealer: Sealer
+) -> tuple[RowMapping, str]:
+    """A project-bound actor (app user or public link) with a session that never expires and
+    a sealed copy of its token; returns the actor row and the token."""
+    row = (
+        (
+            await conn.execute(
+                actors.insert()
+                .values(
+                    type=actor_type,
+                    display_name=name,
+                    project_id=project_id,
+                    created_by=creator.id if creator.id > 0 else None,
+                    created_at=func.now(),
+                )
+                .returning(actors)
+            )
+        )
+        .mappings()
+        .one()
+    )
+    session = await create_session(conn, row["id"], ttl=None)
+    await conn.execute(
+        update(actors).where(actors.c.id == row["id"]).values(token_sealed=sealer.seal(session.token))
+    )
+    return row, session.token
+
+
+async def retire_token_actor(conn: AsyncConnection, actor_id: int) -> None:
+    """Delete such an actor: its token stops working and its assignments go."""
+    await conn.execute(
+        update(actors).where(actors.c.id == actor_id).values(deleted_at=func.now(), token_sealed=None)
+    )
+    await store.end_sessions(conn, actor_id)
+    await conn.execute(assignments.delete().where(assignments.c.actor_id == actor_id))

@@ -11,42 +11,25 @@ to revoke a link but keep it listed), stops the token at once.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 
 from odk_mcp.events import record_audit
-from odk_mcp.infra.sealing import Sealer
 from odk_mcp.kernel import problems
 from odk_mcp.kernel.actor import Actor
-from odk_mcp.kernel.db import Database
 from odk_mcp.kernel.problems import Problem
-from odk_mcp.services.users.access import AccessPolicy
-from odk_mcp.services.users.accounts import check_name, create_session
-from odk_mcp.services.users.actor_cache import ActorCache, changing
+from odk_mcp.services.users.accounts import check_name
+from odk_mcp.services.users.actor_cache import changing
 from odk_mcp.services.users.adapters import store
-from odk_mcp.services.users.adapters.tables import actors, assignments, public_links
+from odk_mcp.services.users.adapters.tables import actors, public_links
+from odk_mcp.services.users.app_users import TokenActors, create_token_actor, retire_token_actor
 from odk_mcp.services.users.domain import roles
-from odk_mcp.services.users.ports import Catalogue
 from odk_mcp.services.users.views import ActorView, PublicLinkView
 
 creators = actors.alias("creators")
 
 
-class PublicLinks:
-    def __init__(
-        self,
-        db: Database,
-        policy: AccessPolicy,
-        catalogue: Catalogue,
-        sealer: Sealer,
-        actors: ActorCache | None = None,
-    ) -> None:
-        self._db = db
-        self._actors = actors if actors is not None else ActorCache(0)
-        self._policy = policy
-        self._catalogue = catalogue
-        self._sealer = sealer
-
+class PublicLinks(TokenActors):
     async def _check(self, actor: Actor, verb: str, project_id: int, xml_form_id: str) -> None:
         self._policy.require(actor, verb, project_id, xml_form_id)
         if not await self._catalogue.form_exists(project_id, xml_form_id):
@@ -88,33 +71,11 @@ class PublicLinks:
         await self._check(actor, "public_link.create", project_id, xml_form_id)
         name = check_name(display_name)
         async with self._db.transaction() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        actors.insert()
-                        .values(
-                            type="public_link",
-                            display_name=name,
-                            project_id=project_id,
-                            created_by=actor.id if actor.id > 0 else None,
-                            created_at=func.now(),
-                        )
-                        .returning(actors)
-                    )
-                )
-                .mappings()
-                .one()
-            )
+            row, token = await create_token_actor(conn, actor, "public_link", name, project_id, self._sealer)
             await conn.execute(
                 public_links.insert().values(
                     actor_id=row["id"], project_id=project_id, xml_form_id=xml_form_id, once=once
                 )
-            )
-            session = await create_session(conn, row["id"], ttl=None)
-            await conn.execute(
-                update(actors)
-                .where(actors.c.id == row["id"])
-                .values(token_sealed=self._sealer.seal(session.token))
             )
             await store.insert_assignment(conn, row["id"], roles.PUBLIC_LINK.id, project_id, xml_form_id)
             await record_audit(
@@ -126,7 +87,7 @@ class PublicLinks:
                 project_id=project_id,
                 details={"xmlFormId": xml_form_id, "displayName": name, "once": once},
             )
-        return PublicLinkView(ActorView.from_row(row, token=session.token), once)
+        return PublicLinkView(ActorView.from_row(row, token=token), once)
 
     async def delete(self, actor: Actor, project_id: int, xml_form_id: str, link_id: int) -> None:
         await self._check(actor, "public_link.delete", project_id, xml_form_id)
@@ -146,11 +107,7 @@ class PublicLinks:
             ).first()
             if found is None:
                 raise Problem(problems.NOT_FOUND)
-            await conn.execute(
-                update(actors).where(actors.c.id == link_id).values(deleted_at=func.now(), token_sealed=None)
-            )
-            await store.end_sessions(conn, link_id)
-            await conn.execute(assignments.delete().where(assignments.c.actor_id == link_id))
+            await retire_token_actor(conn, link_id)
             await record_audit(
                 conn,
                 actor,
