@@ -151,6 +151,19 @@ async def test_an_encrypted_submission_is_kept_whole_and_decrypts_to_what_was_ty
     conflict = await post(client, admin, pid, other.envelope, other.files)
     assert conflict.status_code == 409
 
+    # Plain and encrypted submissions side by side (a form can lose its key in a new version):
+    # `__system/status eq null` keeps the readable ones, for OData and summaries alike.
+    plain = await client.post(
+        f"{base(pid)}/submissions", content=plaintext("uuid:plain"), headers={**admin.auth, **XML}
+    )
+    assert plain.status_code == 200, plain.text
+    await catch_up(container)
+    readable = {"$filter": "__system/status eq null"}
+    feed = (await client.get(f"{base(pid)}.svc/Submissions", params=readable, headers=admin.auth)).json()
+    assert [r["__id"] for r in feed["value"]] == ["uuid:plain"]
+    summary = (await client.get(f"{base(pid)}/summary", params=readable, headers=admin.auth)).json()
+    assert summary["submissions"] == 1
+
 
 async def test_a_split_upload_is_missing_its_data_until_the_encrypted_file_arrives(
     client: httpx.AsyncClient, container: Container, admin: Person
