@@ -27,13 +27,18 @@ from odk_mcp.services.aggregation.exports.domain.layout import (
     Table,
     build_tables,
     geometry_field,
+    sanitize_filename,
     select_multiple_paths,
 )
 from odk_mcp.services.aggregation.exports.domain.options import ExportFormat, ExportOptions
 from odk_mcp.services.aggregation.exports.domain.rows import Labeller
 from odk_mcp.services.aggregation.exports.reading import AttachmentLookup, NameLookup, ReadModelSource
+from odk_mcp.services.aggregation.exports.writers.client_audits import client_audit_chunks
 from odk_mcp.services.aggregation.reader import FormData, ReadModel
 from odk_mcp.services.forms import Field, FormSchema
+
+# Where an XLSForm `audit` question lives; ODK Collect attaches its log as `audit.csv`.
+AUDIT_PATH = "/meta/audit"
 
 STREAMED = frozenset({ExportFormat.CSV, ExportFormat.CSV_ZIP, ExportFormat.GEOJSON})
 
@@ -149,6 +154,7 @@ class Exports:
         media = None
         if export.format is ExportFormat.CSV_ZIP and export.options.attachments:
             media = export.source.media(self._attachments)
+        audits = self._client_audits(export) if export.format is ExportFormat.CSV_ZIP else None
         if labeller is None and export.format is not ExportFormat.GEOJSON:
             # The fast path: PostgreSQL writes the CSV (see copy_csv.py).
             if export.format is ExportFormat.CSV:
@@ -158,14 +164,23 @@ class Exports:
                 (t.file_name, partial(export.copy.chunks, t, t.headers, report if t.is_root else None))
                 for t in export.tables
             ]
-            return render.zip_of(members, media, self._blobs)
+            return render.zip_of(members, media, self._blobs, audits)
         if export.format is ExportFormat.CSV:
             return render.csv_chunks(export.tables[0], export.source, report, labeller)
         if export.format is ExportFormat.GEOJSON:
             return render.geojson_chunks(export.tables[0], export.source, export.geometry, report, labeller)
         if export.format is ExportFormat.CSV_ZIP:
-            return render.csv_zip(export.tables, export.source, media, self._blobs, report, labeller)
+            return render.csv_zip(export.tables, export.source, media, self._blobs, report, labeller, audits)
         raise ValueError(f"{export.format} is not a streamed format")
+
+    def _client_audits(self, export: PreparedExport) -> tuple[str, render.ChunkSource] | None:
+        """`<formId> - audit.csv`: the merged client audit logs, for a form with an `audit`
+        question (Central's name and place in the zip); left out when no submission has one."""
+        schema = export.form.schema
+        if schema is None or not any(f.path == AUDIT_PATH and f.binary for f in schema.fields):
+            return None
+        name = sanitize_filename(f"{schema.xml_form_id} - audit.csv")
+        return name, lambda: client_audit_chunks(export.source.client_audits(self._attachments), self._blobs)
 
     async def write(
         self, export: PreparedExport, path: Path, progress: render.Progress | None = None

@@ -39,6 +39,10 @@ _ROOT_COLUMNS = (
 )
 
 
+# The attachment name ODK Collect gives a form's audit log (an `audit` question, `meta/audit`).
+CLIENT_AUDIT_FILE = "audit.csv"
+
+
 class NameLookup(Protocol):
     async def display_names(self, actor_ids: Collection[int]) -> dict[int, str]: ...
 
@@ -147,6 +151,20 @@ class ReadModelSource:
             order = {sid: i for i, sid in enumerate(ids)}
             for item in sorted(found, key=lambda a: (order[a.submission_id], a.name)):
                 yield MediaFile(item.name, item.sha256, item.size)
+
+    async def client_audits(self, lookup: AttachmentLookup) -> AsyncIterator[tuple[str, MediaFile]]:
+        """Each selected submission's client audit log (`audit.csv`, ODK Collect's record of how
+        the form was filled) with the submission's instanceID, in export order."""
+        extra = [rows.c.attachments_present > 0]
+        async for page in self._pages((rows.c.submission_id, rows.c.instance_id, rows.c.created_at), extra):
+            instance_ids = {r["submission_id"]: r["instance_id"] for r in page}
+            async with self._db.read() as conn:
+                found = await lookup(conn, list(instance_ids))
+            audits = {a.submission_id: a for a in found if a.name == CLIENT_AUDIT_FILE}
+            for submission_id, instance_id in instance_ids.items():
+                audit = audits.get(submission_id)
+                if audit is not None:
+                    yield instance_id, MediaFile(audit.name, audit.sha256, audit.size)
 
     async def count(self) -> int:
         stmt = select(func.count()).select_from(rows).where(*self._conditions)

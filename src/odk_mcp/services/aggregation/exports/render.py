@@ -86,19 +86,33 @@ def zip_of(
     members: Sequence[tuple[str, ChunkSource]],
     media: AsyncIterable[MediaFile] | None = None,
     blobs: BlobStore | None = None,
+    optional: tuple[str, ChunkSource] | None = None,
 ) -> AsyncIterable[bytes]:
-    """A zip of the named byte streams (each opened only when its turn comes), then the media
-    files (when given, from `blobs`)."""
+    """A zip of the named byte streams (each opened only when its turn comes), then the
+    `optional` one if it yields any bytes (the client audit logs), then the media files (when
+    given, from `blobs`)."""
     now = datetime.now(UTC)
 
     async def entries() -> AsyncIterator[tuple[object, ...]]:
         for name, open_chunks in members:
             yield csv_member(name, open_chunks(), now)
+        if optional is not None:
+            name, open_chunks = optional
+            chunks = aiter(open_chunks())
+            head = await anext(chunks, None)
+            if head is not None:
+                yield csv_member(name, _starting_with(head, chunks), now)
         if media is not None and blobs is not None:
             async for item in media:
                 yield media_member(item, blobs, now)
 
     return zip_stream(entries())  # type: ignore[arg-type]
+
+
+async def _starting_with(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield head
+    async for chunk in rest:
+        yield chunk
 
 
 def csv_zip(
@@ -108,6 +122,7 @@ def csv_zip(
     blobs: BlobStore | None = None,
     progress: Progress = _no_progress,
     labeller: Labeller | None = None,
+    optional: tuple[str, ChunkSource] | None = None,
 ) -> AsyncIterable[bytes]:
     """The `.csv.zip` rendered in Python: every table's CSV, then the media files."""
 
@@ -116,7 +131,7 @@ def csv_zip(
         counted = progress if table.is_root else _no_progress
         return table.file_name, lambda: csv_chunks(table, source, counted, labeller)
 
-    return zip_of([member(t) for t in tables], media, blobs)
+    return zip_of([member(t) for t in tables], media, blobs, optional)
 
 
 async def geojson_chunks(
