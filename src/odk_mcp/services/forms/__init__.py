@@ -10,6 +10,7 @@ from odk_mcp.kernel.db import Database
 from odk_mcp.services.forms.adapters.conversion import Converter
 from odk_mcp.services.forms.catalog import FormCatalog
 from odk_mcp.services.forms.datasets import DatasetAttachments, LinkedDataset
+from odk_mcp.services.forms.domain.attachments import safe_name
 from odk_mcp.services.forms.domain.schema import Choice, Field, FormSchema
 from odk_mcp.services.forms.drafts import Drafts
 from odk_mcp.services.forms.lookup import FormLookup, FormTarget, FormVersions, TargetMiss
@@ -116,4 +117,5 @@ __all__ = [
     "TargetMiss",
     "UploadOptions",
     "build_forms_service",
+    "safe_name",
 ]

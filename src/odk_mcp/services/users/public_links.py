@@ -3,8 +3,7 @@
 A link is an actor of type `public_link` holding the `pub-link` role on its form (read the
 open form, create submissions) and a session that never expires; its token travels as
 `?st={token}` (Enketo's web forms; as in Central, the `/v1/key/{token}/…` prefix is only for
-app users).
-As for app users, a sealed copy of the token lets the listing show it again while the link is
+app users). As for app users, a sealed copy of the token lets the listing show it again while the link is
 active. Deleting the link, or ending its session (`DELETE /v1/sessions/{token}`, Central's way
 to revoke a link but keep it listed), stops the token at once.
 """
@@ -63,7 +62,7 @@ class PublicLinks(TokenActors):
         if row["creator_id"] is not None:
             creator = ActorView.from_row({c.name: row[f"creator_{c.name}"] for c in creators.c})
         token = self._sealer.unseal(sealed) if sealed else None
-        return PublicLinkView(ActorView.from_row(row, token=token), bool(row["once"]), creator)
+        return PublicLinkView(ActorView.from_row(row, token=token), row["once"], creator)
 
     async def create(
         self, actor: Actor, project_id: int, xml_form_id: str, display_name: str, once: bool

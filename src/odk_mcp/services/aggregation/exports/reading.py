@@ -103,11 +103,22 @@ class ReadModelSource:
                 return
             position = (page[-1]["created_at"], page[-1]["submission_id"])
 
-    async def submission_ids(self, with_attachments: bool = False) -> AsyncIterator[list[int]]:
+    async def submission_ids(self) -> AsyncIterator[list[int]]:
         """The selected submissions' ids, in export order, a batch at a time."""
-        extra = [rows.c.attachments_present > 0] if with_attachments else []
-        async for page in self._pages((rows.c.submission_id, rows.c.created_at), extra):
+        async for page in self._pages((rows.c.submission_id, rows.c.created_at)):
             yield [r["submission_id"] for r in page]
+
+    async def _with_attachments(
+        self, lookup: AttachmentLookup
+    ) -> AsyncIterator[tuple[dict[int, str], Sequence[Attachment]]]:
+        """The selected submissions the read model counts attachments for, a batch at a time
+        in export order (id -> instanceID), with their present attachments."""
+        extra = [rows.c.attachments_present > 0]
+        async for page in self._pages((rows.c.submission_id, rows.c.instance_id, rows.c.created_at), extra):
+            instance_ids = {r["submission_id"]: r["instance_id"] for r in page}
+            async with self._db.read() as conn:
+                found = await lookup(conn, list(instance_ids))
+            yield instance_ids, found
 
     async def _submitter_names(self, page: Sequence[RowMapping]) -> dict[int, str]:
         wanted = {r["submitter_id"] for r in page if r["submitter_id"] is not None} - self._known_names.keys()
@@ -145,21 +156,15 @@ class ReadModelSource:
     async def media(self, lookup: AttachmentLookup) -> AsyncIterator[MediaFile]:
         """The attachments present on the selected submissions, in export order. Only
         submissions the read model counts attachments for are looked up."""
-        async for ids in self.submission_ids(with_attachments=True):
-            async with self._db.read() as conn:
-                found = await lookup(conn, ids)
-            order = {sid: i for i, sid in enumerate(ids)}
+        async for instance_ids, found in self._with_attachments(lookup):
+            order = {sid: i for i, sid in enumerate(instance_ids)}
             for item in sorted(found, key=lambda a: (order[a.submission_id], a.name)):
                 yield MediaFile(item.name, item.sha256, item.size)
 
     async def client_audits(self, lookup: AttachmentLookup) -> AsyncIterator[tuple[str, MediaFile]]:
         """Each selected submission's client audit log (`audit.csv`, ODK Collect's record of how
         the form was filled) with the submission's instanceID, in export order."""
-        extra = [rows.c.attachments_present > 0]
-        async for page in self._pages((rows.c.submission_id, rows.c.instance_id, rows.c.created_at), extra):
-            instance_ids = {r["submission_id"]: r["instance_id"] for r in page}
-            async with self._db.read() as conn:
-                found = await lookup(conn, list(instance_ids))
+        async for instance_ids, found in self._with_attachments(lookup):
             audits = {a.submission_id: a for a in found if a.name == CLIENT_AUDIT_FILE}
             for submission_id, instance_id in instance_ids.items():
                 audit = audits.get(submission_id)

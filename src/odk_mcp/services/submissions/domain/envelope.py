@@ -18,7 +18,7 @@ from typing import Any
 from lxml import etree
 
 from odk_mcp.kernel.safe_xml import UnsafeXml, parse_xml
-from odk_mcp.services.forms import Field, FormSchema
+from odk_mcp.services.forms import Field, FormSchema, safe_name
 from odk_mcp.services.submissions.domain.per_schema import derived
 
 _GEOPOINT = re.compile(r"^\s*-?\d+(\.\d+)?\s+-?\d+(\.\d+)?(\s+-?\d+(\.\d+)?)?(\s+-?\d+(\.\d+)?)?\s*$")
@@ -175,10 +175,6 @@ def _raw(element: etree._Element) -> Any:
     return {_local(c): _raw(c) for c in children}
 
 
-# A safe attachment name: what ODK Collect writes (`1712345.jpg.enc`, `submission.xml.enc`).
-_FILE_NAME = re.compile(r"^[^/\\\x00-\x1f]{1,255}$")
-
-
 def read_encrypted(root: etree._Element) -> tuple[Reading, dict[str, str]]:
     """An encrypted submission's envelope (the form has a `base64RsaPublicKey`): no readable
     data, and as media the encrypted data file and every encrypted media file it names, which
@@ -202,7 +198,7 @@ def read_encrypted(root: etree._Element) -> tuple[Reading, dict[str, str]]:
     if not data_file:
         raise InvalidSubmission("the encrypted submission has no encryptedXmlFile")
     for file_name in (data_file, *media):
-        if not _FILE_NAME.match(file_name) or file_name in (".", ".."):
+        if not safe_name(file_name):
             raise InvalidSubmission(f"the encrypted submission names an unusable file: {file_name[:80]!r}")
     encryption = {"key": key, "file": data_file}
     if parts.get("base64EncryptedElementSignature"):
